@@ -1,0 +1,60 @@
+//! Every setting, limit and timeout of the server in one place, with its default.
+
+use std::time::Duration;
+
+use crate::echo::EchoMode;
+
+/// How the server runs. `Config::default()` is what `pure-ws` with no options uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks any free port.
+    pub port: u16,
+    pub echo: EchoMode,
+    /// Largest data message accepted, in payload bytes; larger ones get close code 1009.
+    pub max_message_size: usize,
+    /// Open connections at most; more get `503` with `Retry-After`.
+    pub max_connections: usize,
+    /// Total time a connection has to send its complete request head.
+    pub handshake_timeout: Duration,
+    /// Silence after which a ping is sent, and after another such silence the connection
+    /// is closed with 1001. `None` disables keepalive.
+    pub ping_interval: Option<Duration>,
+    /// How long to wait for the peer's close frame (or its FIN) once ours is sent.
+    pub close_timeout: Duration,
+    /// `Origin` values allowed to open a WebSocket; empty allows any.
+    pub allowed_origins: Vec<String>,
+    /// Largest request head, in bytes (`431` past it).
+    pub max_head_bytes: usize,
+    /// Most header lines in a request head (`431` past it).
+    pub max_header_lines: usize,
+    /// No per-connection log lines.
+    pub quiet: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            host: "127.0.0.1".to_string(),
+            port: 4000,
+            echo: EchoMode::Prefix,
+            max_message_size: 16 * 1024 * 1024,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Some(Duration::from_secs(30)),
+            close_timeout: Duration::from_secs(3),
+            allowed_origins: Vec::new(),
+            max_head_bytes: 8 * 1024,
+            max_header_lines: 100,
+            quiet: false,
+        }
+    }
+}
+
+impl Config {
+    /// How long one write may block: a peer that stops reading cannot hold a thread longer.
+    pub fn write_timeout(&self) -> Duration {
+        self.ping_interval.unwrap_or(Duration::from_secs(30))
+    }
+}

@@ -1,0 +1,349 @@
+//! Just enough HTTP/1.1: a bounded, incremental request-head reader, a parser for the head,
+//! and the plain responses the server sends (the page and its errors).
+
+use std::fmt::Write as _;
+
+/// An HTTP error response, carrying its status: every way a request is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    BadRequest(&'static str),
+    Forbidden(&'static str),
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    UpgradeRequired,
+    HeadTooLarge(&'static str),
+    ServiceUnavailable,
+}
+
+impl Rejection {
+    /// The status code and its reason phrase.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            Rejection::BadRequest(_) => (400, "Bad Request"),
+            Rejection::Forbidden(_) => (403, "Forbidden"),
+            Rejection::NotFound => (404, "Not Found"),
+            Rejection::MethodNotAllowed => (405, "Method Not Allowed"),
+            Rejection::RequestTimeout => (408, "Request Timeout"),
+            Rejection::UpgradeRequired => (426, "Upgrade Required"),
+            Rejection::HeadTooLarge(_) => (431, "Request Header Fields Too Large"),
+            Rejection::ServiceUnavailable => (503, "Service Unavailable"),
+        }
+    }
+
+    /// A one-line explanation for the response body and the log.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Rejection::BadRequest(why)
+            | Rejection::Forbidden(why)
+            | Rejection::HeadTooLarge(why) => why,
+            Rejection::NotFound => "no such page: only / is served",
+            Rejection::MethodNotAllowed => "only GET and HEAD are allowed",
+            Rejection::RequestTimeout => "the request head did not arrive in time",
+            Rejection::UpgradeRequired => "only WebSocket version 13 is supported",
+            Rejection::ServiceUnavailable => "too many connections, try again shortly",
+        }
+    }
+
+    /// The complete response, with a short plain-text body saying what was wrong.
+    pub fn response(&self, head_only: bool) -> Vec<u8> {
+        let extra = match self {
+            Rejection::MethodNotAllowed => "Allow: GET, HEAD\r\n",
+            Rejection::UpgradeRequired => "Sec-WebSocket-Version: 13\r\n",
+            Rejection::ServiceUnavailable => "Retry-After: 1\r\n",
+            _ => "",
+        };
+        let (code, reason) = self.status();
+        let body = format!("{code} {reason}: {}\n", self.message());
+        response(
+            (code, reason),
+            extra,
+            "text/plain; charset=utf-8",
+            body.as_bytes(),
+            head_only,
+        )
+    }
+}
+
+/// Builds a response that closes the connection after it: this server answers one plain
+/// HTTP request per connection. `extra_headers` are complete lines ending in CRLF.
+pub fn response(
+    status: (u16, &str),
+    extra_headers: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) -> Vec<u8> {
+    let mut head = String::new();
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n{extra_headers}\r\n",
+        status.0,
+        status.1,
+        body.len()
+    );
+    let mut bytes = head.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(body);
+    }
+    bytes
+}
+
+/// Collects a request head from bytes as they arrive, within limits.
+///
+/// Each byte is looked at once, whatever the chunking: the reader remembers where it
+/// stopped, so a head dribbled in one byte at a time costs no more than one sent whole.
+#[derive(Debug)]
+pub struct HeadReader {
+    head: Vec<u8>,
+    max_bytes: usize,
+    max_header_lines: usize,
+    line_start: usize,
+    lines: usize,
+}
+
+impl HeadReader {
+    /// A reader that refuses heads longer than `max_bytes` or with more than
+    /// `max_header_lines` header lines (both with 431).
+    pub fn new(max_bytes: usize, max_header_lines: usize) -> HeadReader {
+        HeadReader {
+            head: Vec::new(),
+            max_bytes,
+            max_header_lines,
+            line_start: 0,
+            lines: 0,
+        }
+    }
+
+    /// Takes bytes up to the end of the head. Returns `Ok(Some(n))` when the head is complete
+    /// after the first `n` bytes of `data` (the rest belongs to whatever follows the head),
+    /// `Ok(None)` when all of `data` was taken and more is needed.
+    pub fn push(&mut self, data: &[u8]) -> Result<Option<usize>, Rejection> {
+        for (i, &byte) in data.iter().enumerate() {
+            if self.head.len() == self.max_bytes {
+                return Err(Rejection::HeadTooLarge("request head too large"));
+            }
+            self.head.push(byte);
+            if byte != b'\n' {
+                continue;
+            }
+            let line = &self.head[self.line_start..self.head.len() - 1];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                if self.lines > 0 {
+                    return Ok(Some(i + 1));
+                }
+                // RFC 9112 §2.2: ignore empty lines before the request line.
+                self.head.clear();
+            } else {
+                self.lines += 1;
+                if self.lines > self.max_header_lines + 1 {
+                    return Err(Rejection::HeadTooLarge("too many header lines"));
+                }
+            }
+            self.line_start = self.head.len();
+        }
+        Ok(None)
+    }
+
+    /// The complete head (request line, header lines and the empty line).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+}
+
+/// A parsed request head, borrowing from the bytes it was parsed from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The request target without its query string.
+    pub path: &'a str,
+    /// The minor version of HTTP/1.x.
+    pub minor_version: u8,
+    headers: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Request<'a> {
+    /// Parses a head collected by [`HeadReader`].
+    pub fn parse(head: &'a [u8]) -> Result<Request<'a>, Rejection> {
+        let text = std::str::from_utf8(head)
+            .map_err(|_| Rejection::BadRequest("request head is not valid UTF-8"))?;
+        let mut lines = text
+            .split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line));
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split(' ');
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Rejection::BadRequest("malformed request line"));
+        };
+        if method.is_empty() || !method.bytes().all(is_token_byte) {
+            return Err(Rejection::BadRequest("malformed method"));
+        }
+        if !target.starts_with('/') && target != "*" && !target.contains("://") {
+            return Err(Rejection::BadRequest("malformed request target"));
+        }
+        let minor_version = match version.strip_prefix("HTTP/1.") {
+            Some(minor) if minor.len() == 1 && minor.as_bytes()[0].is_ascii_digit() => {
+                minor.as_bytes()[0] - b'0'
+            }
+            _ => return Err(Rejection::BadRequest("unsupported HTTP version")),
+        };
+        let mut headers = Vec::new();
+        for line in lines.take_while(|line| !line.is_empty()) {
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(Rejection::BadRequest("header line without a colon"));
+            };
+            // RFC 9112 §5.1: no whitespace before the colon; obsolete line folding is refused.
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(Rejection::BadRequest("malformed header name"));
+            }
+            headers.push((name, value.trim_matches([' ', '\t'])));
+        }
+        let path = target.split('?').next().unwrap_or(target);
+        Ok(Request {
+            method,
+            path,
+            minor_version,
+            headers,
+        })
+    }
+
+    /// The values of every header named `name` (case-insensitively), in order.
+    pub fn headers<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    /// The value of header `name` if it appears exactly once.
+    pub fn single_header(&self, name: &str) -> Result<Option<&'a str>, Rejection> {
+        let mut values = self.headers(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(Rejection::BadRequest(
+                "a header that must appear once is repeated",
+            ));
+        }
+        Ok(first)
+    }
+
+    /// Whether the comma-separated list in header(s) `name` contains `token`
+    /// (case-insensitively), as `Connection: keep-alive, Upgrade` contains `upgrade`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers(name)
+            .flat_map(|value| value.split(','))
+            .any(|item| item.trim_matches([' ', '\t']).eq_ignore_ascii_case(token))
+    }
+}
+
+/// RFC 9110 §5.6.2: the characters allowed in a token (method and header names).
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(reader: &mut HeadReader, data: &[u8]) -> Result<Option<usize>, Rejection> {
+        reader.push(data)
+    }
+
+    #[test]
+    fn head_reader_finds_the_end_of_the_head_in_any_chunking() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nEXTRA";
+        let head_len = request.len() - 5;
+        for chunk in 1..request.len() {
+            let mut reader = HeadReader::new(8192, 100);
+            let mut offset = 0;
+            let result = loop {
+                let end = (offset + chunk).min(request.len());
+                match reader.push(&request[offset..end]).unwrap() {
+                    Some(n) => break offset + n,
+                    None => offset = end,
+                }
+            };
+            assert_eq!(result, head_len, "chunk {chunk}");
+            assert_eq!(reader.head(), &request[..head_len]);
+        }
+    }
+
+    #[test]
+    fn head_reader_accepts_bare_newlines_and_leading_empty_lines() {
+        let mut reader = HeadReader::new(8192, 100);
+        let data = b"\r\nGET / HTTP/1.1\nHost: x\n\n";
+        assert_eq!(read_all(&mut reader, data), Ok(Some(data.len())));
+        assert_eq!(reader.head(), b"GET / HTTP/1.1\nHost: x\n\n");
+    }
+
+    #[test]
+    fn head_reader_enforces_its_limits() {
+        let mut reader = HeadReader::new(64, 100);
+        assert!(matches!(
+            reader.push(&[b'a'; 65]),
+            Err(Rejection::HeadTooLarge(_))
+        ));
+        let mut reader = HeadReader::new(8192, 2);
+        assert!(matches!(
+            reader.push(b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n"),
+            Err(Rejection::HeadTooLarge(_))
+        ));
+        let mut reader = HeadReader::new(8192, 2);
+        let two_headers = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\n\r\n";
+        assert_eq!(reader.push(two_headers), Ok(Some(two_headers.len())));
+    }
+
+    #[test]
+    fn parses_a_request_head() {
+        let head = b"GET /?q=1 HTTP/1.1\r\nHost: example\r\nConnection: keep-alive, Upgrade\r\nX-A: 1\r\nx-a:  2 \r\n\r\n";
+        let request = Request::parse(head).unwrap();
+        assert_eq!(request.method, "GET");
+        assert_eq!(request.path, "/");
+        assert_eq!(request.minor_version, 1);
+        assert_eq!(request.single_header("host"), Ok(Some("example")));
+        assert!(request.single_header("X-A").is_err());
+        assert_eq!(request.headers("x-a").collect::<Vec<_>>(), ["1", "2"]);
+        assert!(request.has_token("connection", "upgrade"));
+        assert!(!request.has_token("connection", "close"));
+    }
+
+    #[test]
+    fn refuses_malformed_heads() {
+        for head in [
+            &b"GET /\r\n\r\n"[..],
+            b"GET  / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"G(T / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
+            b"GET nowhere HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(Request::parse(head), Err(Rejection::BadRequest(_))),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn rejections_carry_status_headers_and_a_body() {
+        let response = String::from_utf8(Rejection::MethodNotAllowed.response(false)).unwrap();
+        assert!(response.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(response.contains("\r\nAllow: GET, HEAD\r\n"));
+        assert!(
+            response.ends_with("\r\n\r\n405 Method Not Allowed: only GET and HEAD are allowed\n")
+        );
+        let head_only = String::from_utf8(Rejection::NotFound.response(true)).unwrap();
+        assert!(head_only.ends_with("\r\n\r\n"));
+        let body = "404 Not Found: no such page: only / is served\n";
+        let length = format!("Content-Length: {}\r\n", body.len());
+        assert!(head_only.contains(&length), "{head_only}");
+    }
+}

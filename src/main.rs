@@ -1,0 +1,224 @@
+//! The command line: parse arguments into a `Config`, start the server, map errors to exit codes.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pure_ws::echo::EchoMode;
+use pure_ws::{Config, Server};
+
+const USAGE: &str = "\
+Usage: pure-ws [OPTIONS]
+
+A WebSocket echo server (RFC 6455). Open http://HOST:PORT in a browser to try it.
+
+Options:
+      --host ADDR                 address to listen on [default: 127.0.0.1]
+      --port PORT                 port to listen on, 0 for any free port [default: 4000]
+      --echo prefix|exact         reply 'Server got: ' + message, or the message unchanged
+                                  [default: prefix]
+      --max-message-size BYTES    largest message accepted; larger ones are closed with
+                                  1009 [default: 16777216]
+      --max-connections N         open connections at most; more get 503 [default: 10000]
+      --handshake-timeout SECS    time to send a complete request head [default: 10]
+      --ping-interval SECS        ping a silent client after SECS and close it with 1001
+                                  after SECS more; 0 disables [default: 30]
+      --allowed-origin ORIGIN     accept WebSocket handshakes only from this Origin
+                                  (repeatable); without it any origin is accepted
+      --quiet                     no log line per connection
+  -h, --help                      print this help
+  -V, --version                   print the version
+";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
+            _ => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--quiet" => config.quiet = true,
+            "--host" => config.host = value()?,
+            "--port" => config.port = number(&flag, &value()?)?,
+            "--echo" => {
+                config.echo = match value()?.as_str() {
+                    "prefix" => EchoMode::Prefix,
+                    "exact" => EchoMode::Exact,
+                    other => return Err(format!("--echo must be prefix or exact, not '{other}'")),
+                }
+            }
+            "--max-message-size" => config.max_message_size = number(&flag, &value()?)?,
+            "--max-connections" => {
+                config.max_connections = number(&flag, &value()?)?;
+                if config.max_connections == 0 {
+                    return Err("--max-connections must be at least 1".to_string());
+                }
+            }
+            "--handshake-timeout" => {
+                config.handshake_timeout =
+                    seconds(&flag, &value()?)?.ok_or("--handshake-timeout must be more than 0")?;
+            }
+            "--ping-interval" => config.ping_interval = seconds(&flag, &value()?)?,
+            "--allowed-origin" => config.allowed_origins.push(value()?),
+            _ => return Err(format!("unknown option '{flag}'")),
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag} takes a whole number, not '{value}'"))
+}
+
+/// Seconds as a duration; `None` for 0.
+fn seconds(flag: &str, value: &str) -> Result<Option<Duration>, String> {
+    let secs: f64 = value
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 1e9)
+        .ok_or_else(|| format!("{flag} takes a number of seconds, not '{value}'"))?;
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("pure-ws {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("pure-ws: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = format!("{}:{}", config.host, config.port);
+    let server = match Server::bind(config.clone()) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("pure-ws: cannot listen on {listen}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.local_addr() {
+        Ok(addr) => println!("pure-ws listening on http://{addr}"),
+        Err(err) => {
+            eprintln!("pure-ws: cannot read the listening address: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("{}", describe_limits(&config));
+    server.run()
+}
+
+fn describe_limits(config: &Config) -> String {
+    let ping = match config.ping_interval {
+        Some(interval) => format!("{}s", interval.as_secs_f64()),
+        None => "off".to_string(),
+    };
+    let origins = if config.allowed_origins.is_empty() {
+        "any".to_string()
+    } else {
+        config.allowed_origins.join(" ")
+    };
+    format!(
+        "echo {:?}; max message {} bytes; max connections {}; handshake timeout {}s; \
+         ping interval {ping}; origins {origins}",
+        config.echo,
+        config.max_message_size,
+        config.max_connections,
+        config.handshake_timeout.as_secs_f64(),
+    )
+    .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        assert_eq!(parse(&[]), Ok(Command::Run(Config::default())));
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let Ok(Command::Run(config)) = parse(&[
+            "--host",
+            "0.0.0.0",
+            "--port=0",
+            "--echo",
+            "exact",
+            "--max-message-size",
+            "100",
+            "--max-connections",
+            "5",
+            "--handshake-timeout",
+            "1.5",
+            "--ping-interval",
+            "0",
+            "--allowed-origin",
+            "http://a",
+            "--allowed-origin=http://b",
+            "--quiet",
+        ]) else {
+            panic!("should parse");
+        };
+        assert_eq!(config.host, "0.0.0.0");
+        assert_eq!(config.port, 0);
+        assert_eq!(config.echo, EchoMode::Exact);
+        assert_eq!(config.max_message_size, 100);
+        assert_eq!(config.max_connections, 5);
+        assert_eq!(config.handshake_timeout, Duration::from_millis(1500));
+        assert_eq!(config.ping_interval, None);
+        assert_eq!(config.allowed_origins, ["http://a", "http://b"]);
+        assert!(config.quiet);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_a_reason() {
+        for args in [
+            &["--bogus"][..],
+            &["--port"],
+            &["--port", "70000"],
+            &["--echo", "loud"],
+            &["--max-connections", "0"],
+            &["--handshake-timeout", "0"],
+            &["--ping-interval", "-1"],
+            &["--ping-interval", "NaN"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+        assert_eq!(parse(&["-h"]), Ok(Command::Help));
+        assert_eq!(parse(&["-V"]), Ok(Command::Version));
+    }
+}

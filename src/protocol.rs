@@ -1,0 +1,407 @@
+//! The per-connection state machine of RFC 6455, sans I/O: bytes in, events and bytes out.
+//!
+//! [`Protocol::receive`] takes whatever bytes arrived, in any chunking, and returns at most
+//! one [`Event`] per call together with how many bytes it consumed; the bytes the protocol
+//! itself must send (pongs, close frames) are appended to the caller's `out` buffer. It never
+//! touches a socket, a clock or a thread, so tests can feed it one frame split over 300 calls
+//! or 200 frames in one.
+//!
+//! Payloads are streamed: each chunk is unmasked as it arrives, and text is checked for
+//! UTF-8 validity before the call returns, so a bad byte fails the connection the moment it
+//! arrives rather than at the end of the message.
+
+use crate::error::{close_code, ProtocolError};
+use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
+
+/// A complete message from the peer, borrowed from the protocol's buffer until the next
+/// call to `receive`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+/// What one call to [`Protocol::receive`] produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A whole data message arrived.
+    Message(Message<'a>),
+    /// The peer's close frame arrived (with its code, if it carried one). If we had not
+    /// sent a close frame yet, the reply is already in `out`. The connection is finished:
+    /// flush `out`, then close the TCP connection.
+    Closed { code: Option<u16> },
+    /// The peer broke the protocol. A close frame with `err.close_code()` is in `out`.
+    /// Unless [`Protocol::is_finished`], the peer's close frame may still follow.
+    Failed(ProtocolError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// We sent a close frame and wait for the peer's; everything else is discarded.
+    CloseSent,
+    /// Both sides are done; every further byte is ignored.
+    Finished,
+}
+
+/// The frame whose payload is being received.
+#[derive(Clone, Copy, Debug)]
+struct FrameInProgress {
+    header: FrameHeader,
+    /// Payload bytes received so far: the mask phase of the next byte.
+    received: u64,
+}
+
+impl FrameInProgress {
+    fn remaining(&self) -> u64 {
+        self.header.payload_len - self.received
+    }
+}
+
+/// What a step of the parser completed; owns nothing, so `receive` can borrow the message
+/// buffer afterwards to build the event.
+enum Completed {
+    Nothing,
+    Message(Opcode),
+    Closed(Option<u16>),
+    Failed(ProtocolError),
+}
+
+/// Message buffers larger than this are freed once their message is delivered, so an idle
+/// connection does not keep the memory of the largest message it ever received.
+const RETAINED_CAPACITY: usize = 256 * 1024;
+
+/// The receiving side of one WebSocket connection, server role.
+#[derive(Debug)]
+pub struct Protocol {
+    max_message_size: usize,
+    state: State,
+    /// A header that arrived in pieces: at most 14 bytes are ever held here.
+    partial_header: [u8; MAX_HEADER_LEN],
+    partial_header_len: usize,
+    frame: Option<FrameInProgress>,
+    /// The opcode (text or binary) of the data message being assembled, if any.
+    message_opcode: Option<Opcode>,
+    /// The unmasked payload of the data message being assembled.
+    message: Vec<u8>,
+    /// How many leading bytes of a text `message` are known to be valid UTF-8.
+    utf8_checked: usize,
+    /// The message was handed out by the previous call and is cleared by the next one.
+    delivered: bool,
+    /// The payload of the control frame being received (RFC 6455 §5.5: at most 125 bytes).
+    control: [u8; 125],
+    control_len: usize,
+}
+
+impl Protocol {
+    /// A protocol for a fresh connection, accepting data messages of at most
+    /// `max_message_size` payload bytes (larger ones fail with close code 1009).
+    pub fn new(max_message_size: usize) -> Protocol {
+        Protocol {
+            max_message_size,
+            state: State::Open,
+            partial_header: [0; MAX_HEADER_LEN],
+            partial_header_len: 0,
+            frame: None,
+            message_opcode: None,
+            message: Vec::new(),
+            utf8_checked: 0,
+            delivered: false,
+            control: [0; 125],
+            control_len: 0,
+        }
+    }
+
+    /// True once the close handshake is over (or the connection failed after the peer's
+    /// close frame): nothing more will come out, and the TCP connection should be closed.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Finished
+    }
+
+    /// True until either side has sent a close frame.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Consumes a prefix of `input` and returns how many bytes it took, with the event those
+    /// bytes completed, if any. Call again with the rest of the input until it is empty.
+    /// Frames that the protocol answers itself (pings, close) put their reply in `out`.
+    pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Option<Event<'_>>) {
+        if self.delivered {
+            self.delivered = false;
+            self.message.clear();
+            self.utf8_checked = 0;
+            if self.message.capacity() > RETAINED_CAPACITY {
+                self.message = Vec::new();
+            }
+        }
+        let (used, completed) = self.step(input, out);
+        let event = match completed {
+            Completed::Nothing => None,
+            Completed::Closed(code) => Some(Event::Closed { code }),
+            Completed::Failed(err) => Some(self.fail(err, out)),
+            Completed::Message(Opcode::Text) => match std::str::from_utf8(&self.message) {
+                Ok(text) => {
+                    self.delivered = true;
+                    Some(Event::Message(Message::Text(text)))
+                }
+                Err(_) => {
+                    // Only the last chunk can still be unchecked here; the bytes before it
+                    // were checked as they arrived.
+                    self.state = State::CloseSent;
+                    queue_close(out, ProtocolError::InvalidUtf8.close_code(), "");
+                    Some(Event::Failed(ProtocolError::InvalidUtf8))
+                }
+            },
+            Completed::Message(_) => {
+                self.delivered = true;
+                Some(Event::Message(Message::Binary(&self.message)))
+            }
+        };
+        (used, event)
+    }
+
+    /// Sends a ping (for keepalive) if the connection is open.
+    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        if self.state == State::Open {
+            frame::encode_frame(out, Opcode::Ping, &payload[..payload.len().min(125)]);
+        }
+    }
+
+    /// Starts the close handshake from our side (e.g. 1001 when a peer stops answering).
+    pub fn close(&mut self, code: u16, reason: &str, out: &mut Vec<u8>) {
+        if self.state == State::Open {
+            queue_close(out, code, reason);
+            self.state = State::CloseSent;
+        }
+    }
+
+    /// Queues the close frame for `err` and stops accepting data.
+    fn fail(&mut self, err: ProtocolError, out: &mut Vec<u8>) -> Event<'static> {
+        if self.state == State::Open {
+            queue_close(out, err.close_code(), "");
+            self.state = State::CloseSent;
+        }
+        Event::Failed(err)
+    }
+
+    /// Parses frames from `input` until one completes an event or the input runs out.
+    fn step(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Completed) {
+        let mut used = 0;
+        while self.state != State::Finished {
+            let frame = match self.frame {
+                Some(frame) => frame,
+                None => match self.read_header(&input[used..]) {
+                    Ok((n, Some(header))) => {
+                        used += n;
+                        if let Err(err) = self.start_frame(&header) {
+                            return (used, Completed::Failed(err));
+                        }
+                        FrameInProgress {
+                            header,
+                            received: 0,
+                        }
+                    }
+                    Ok((n, None)) => return (used + n, Completed::Nothing),
+                    Err(err) => return (used, Completed::Failed(err)),
+                },
+            };
+            let available = input.len() - used;
+            let take = usize::try_from(frame.remaining()).map_or(available, |r| r.min(available));
+            let chunk = &input[used..used + take];
+            used += take;
+            let frame = FrameInProgress {
+                received: frame.received + take as u64,
+                ..frame
+            };
+            if let Err(err) = self.take_payload(&frame, chunk) {
+                return (used, Completed::Failed(err));
+            }
+            if frame.remaining() > 0 {
+                self.frame = Some(frame);
+                return (used, Completed::Nothing);
+            }
+            self.frame = None;
+            match self.finish_frame(&frame.header, out) {
+                Ok(Completed::Nothing) => {}
+                Ok(completed) => return (used, completed),
+                Err(err) => return (used, Completed::Failed(err)),
+            }
+        }
+        (input.len(), Completed::Nothing)
+    }
+
+    /// Reads a frame header, which may arrive in pieces. Returns the bytes consumed and the
+    /// header once it is complete.
+    fn read_header(&mut self, input: &[u8]) -> Result<(usize, Option<FrameHeader>), ProtocolError> {
+        if self.partial_header_len == 0 {
+            // The common case: the whole header is in this read.
+            if let Some((header, len)) = FrameHeader::parse_client(input)? {
+                return Ok((len, Some(header)));
+            }
+        }
+        // Gather the header byte by byte: it is at most 14 bytes long, and stopping exactly
+        // at its end leaves the payload in `input` for the caller.
+        let mut used = 0;
+        while used < input.len() {
+            self.partial_header[self.partial_header_len] = input[used];
+            self.partial_header_len += 1;
+            used += 1;
+            let bytes = &self.partial_header[..self.partial_header_len];
+            if let Some((header, _)) = FrameHeader::parse_client(bytes)? {
+                self.partial_header_len = 0;
+                return Ok((used, Some(header)));
+            }
+        }
+        Ok((used, None))
+    }
+
+    /// Checks a new frame against the message state before any of its payload is read.
+    fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if self.state == State::CloseSent || header.opcode.is_control() {
+            self.control_len = 0;
+            return Ok(());
+        }
+        match (header.opcode, self.message_opcode) {
+            // RFC 6455 §5.4: a continuation frame only continues a started message...
+            (Opcode::Continuation, None) => return Err(ProtocolError::ContinuationWithoutStart),
+            // ...and a new message may not start until the previous one is finished.
+            (Opcode::Text | Opcode::Binary, Some(_)) => {
+                return Err(ProtocolError::DataInsideFragmentedMessage)
+            }
+            (Opcode::Text | Opcode::Binary, None) => self.message_opcode = Some(header.opcode),
+            _ => {}
+        }
+        // Judge the size from the header, before a single payload byte is read: a claim of
+        // 2^63 bytes must cost nothing. The message buffer only grows as bytes arrive.
+        let limit = self.max_message_size as u64;
+        if header.payload_len > limit - (self.message.len() as u64).min(limit) {
+            return Err(ProtocolError::MessageTooBig {
+                limit: self.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores and unmasks one chunk of the current frame's payload.
+    fn take_payload(&mut self, frame: &FrameInProgress, chunk: &[u8]) -> Result<(), ProtocolError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let mask = frame.header.mask.unwrap_or_default();
+        let offset = (frame.received - chunk.len() as u64) as usize % 4;
+        if self.state == State::CloseSent && frame.header.opcode != Opcode::Close {
+            return Ok(());
+        }
+        if frame.header.opcode.is_control() {
+            let start = self.control_len;
+            self.control[start..start + chunk.len()].copy_from_slice(chunk);
+            self.control_len += chunk.len();
+            apply_mask(&mut self.control[start..self.control_len], mask, offset);
+            return Ok(());
+        }
+        let start = self.message.len();
+        self.reserve(chunk.len(), frame.remaining());
+        self.message.extend_from_slice(chunk);
+        apply_mask(&mut self.message[start..], mask, offset);
+        let message_complete = frame.header.fin && frame.remaining() == 0;
+        if self.message_opcode == Some(Opcode::Text) && !message_complete {
+            self.check_utf8_so_far()?;
+        }
+        Ok(())
+    }
+
+    /// Grows the message buffer for `incoming` bytes: geometrically, so a large message
+    /// is copied O(1) times, but never past the end of the current frame, whose length is
+    /// known, so the buffer stays within what actually arrives.
+    fn reserve(&mut self, incoming: usize, frame_remaining: u64) {
+        let needed = self.message.len() + incoming;
+        if needed <= self.message.capacity() {
+            return;
+        }
+        let frame_end = (needed as u64).saturating_add(frame_remaining);
+        let doubled = (self.message.capacity() as u64 * 2).max(4096);
+        let target = doubled.min(frame_end).max(needed as u64) as usize;
+        self.message.reserve_exact(target - self.message.len());
+    }
+
+    /// Fails fast on text that can no longer become valid UTF-8, while allowing the last
+    /// code point to be cut off by the end of a chunk (at most 3 bytes left unchecked).
+    fn check_utf8_so_far(&mut self) -> Result<(), ProtocolError> {
+        match std::str::from_utf8(&self.message[self.utf8_checked..]) {
+            Ok(_) => self.utf8_checked = self.message.len(),
+            Err(err) if err.error_len().is_none() => self.utf8_checked += err.valid_up_to(),
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+        Ok(())
+    }
+
+    /// Acts on a frame whose payload is complete.
+    fn finish_frame(
+        &mut self,
+        header: &FrameHeader,
+        out: &mut Vec<u8>,
+    ) -> Result<Completed, ProtocolError> {
+        let control = &self.control[..self.control_len];
+        match header.opcode {
+            Opcode::Close => {
+                let was_open = self.state == State::Open;
+                // Whatever the close frame says, the peer is done with this connection.
+                self.state = State::Finished;
+                let parsed = parse_close_payload(control);
+                if was_open {
+                    // RFC 6455 §5.5.1: answer a close frame with a close frame, echoing its
+                    // code; a malformed one is answered with the code of what was wrong.
+                    match parsed {
+                        Ok(Some(code)) => queue_close(out, code, ""),
+                        Ok(None) => frame::encode_frame(out, Opcode::Close, &[]),
+                        Err(err) => queue_close(out, err.close_code(), ""),
+                    }
+                }
+                Ok(parsed.map_or_else(Completed::Failed, Completed::Closed))
+            }
+            _ if self.state == State::CloseSent => Ok(Completed::Nothing),
+            // RFC 6455 §5.5.2: a pong carries the ping's payload back.
+            Opcode::Ping => {
+                frame::encode_frame(out, Opcode::Pong, control);
+                Ok(Completed::Nothing)
+            }
+            // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
+            Opcode::Pong => Ok(Completed::Nothing),
+            _ if header.fin => {
+                Ok(Completed::Message(self.message_opcode.take().expect(
+                    "a data frame always belongs to a started message",
+                )))
+            }
+            _ => Ok(Completed::Nothing),
+        }
+    }
+}
+
+/// The close code of a close frame's payload, checked as it comes off the wire
+/// (RFC 6455 §5.5.1, §7.4): empty, or a 2-byte allowed code and a UTF-8 reason.
+fn parse_close_payload(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(ProtocolError::ClosePayloadOneByte),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            if !close_code::allowed_on_wire(code) {
+                return Err(ProtocolError::CloseCodeNotAllowed(code));
+            }
+            std::str::from_utf8(reason).map_err(|_| ProtocolError::CloseReasonUtf8)?;
+            Ok(Some(code))
+        }
+    }
+}
+
+/// Appends a close frame with `code` and `reason` (truncated to fit 125 bytes) to `out`.
+fn queue_close(out: &mut Vec<u8>, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    frame::encode_header(out, Opcode::Close, 2 + end, None);
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(&reason.as_bytes()[..end]);
+}
