@@ -61,6 +61,42 @@ pub struct FrameHeader {
     pub payload_len: u64,
 }
 
+/// Where a header ends and what its length and mask fields say, before any rule is applied.
+struct Layout {
+    header_len: usize,
+    payload_len: u64,
+    mask: Option<[u8; 4]>,
+}
+
+impl Layout {
+    /// `None` while the header is incomplete.
+    fn read(buf: &[u8]) -> Option<Layout> {
+        let second = *buf.get(1)?;
+        let len_bytes = match second & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let mask_bytes = if second & 0x80 != 0 { 4 } else { 0 };
+        let header_len = 2 + len_bytes + mask_bytes;
+        let header = buf.get(..header_len)?;
+        let payload_len = match len_bytes {
+            0 => u64::from(second & 0x7F),
+            2 => u64::from(u16::from_be_bytes([header[2], header[3]])),
+            _ => u64::from_be_bytes(header[2..10].try_into().ok()?),
+        };
+        let mask = (mask_bytes == 4).then(|| {
+            let key = &header[header_len - 4..];
+            [key[0], key[1], key[2], key[3]]
+        });
+        Some(Layout {
+            header_len,
+            payload_len,
+            mask,
+        })
+    }
+}
+
 impl FrameHeader {
     /// Parses a header a client sent from the start of `buf`.
     ///
@@ -88,43 +124,34 @@ impl FrameHeader {
         if second & 0x80 == 0 {
             return Err(ProtocolError::Unmasked);
         }
-        let short_len = second & 0x7F;
         // RFC 6455 §5.5: control frames carry at most 125 bytes of payload.
-        if opcode.is_control() && short_len > 125 {
+        if opcode.is_control() && second & 0x7F > 125 {
             return Err(ProtocolError::ControlTooLong);
         }
-        let len_bytes = match short_len {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        let header_len = 2 + len_bytes + 4;
-        if buf.len() < header_len {
+        let Some(layout) = Layout::read(buf) else {
             return Ok(None);
-        }
-        let payload_len = match len_bytes {
-            0 => u64::from(short_len),
-            2 => u64::from(u16::from_be_bytes([buf[2], buf[3]])),
-            _ => {
-                let mut bytes = [0; 8];
-                bytes.copy_from_slice(&buf[2..10]);
-                let len = u64::from_be_bytes(bytes);
-                // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
-                if len >> 63 != 0 {
-                    return Err(ProtocolError::LengthTopBit);
-                }
-                len
-            }
         };
-        let mut mask = [0; 4];
-        mask.copy_from_slice(&buf[header_len - 4..header_len]);
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+        if layout.payload_len >> 63 != 0 {
+            return Err(ProtocolError::LengthTopBit);
+        }
         let header = FrameHeader {
             fin,
             opcode,
-            mask: Some(mask),
-            payload_len,
+            mask: layout.mask,
+            payload_len: layout.payload_len,
         };
-        Ok(Some((header, header_len)))
+        Ok(Some((header, layout.header_len)))
+    }
+
+    /// Reads only where a frame ends and whether it is a close frame, checking no rule:
+    /// once a connection has failed, this keeps the frame boundaries (even of the frame
+    /// that was refused) while the peer's close frame is awaited. Returns
+    /// `(is_close, payload_len, header_len)`, or `None` while the header is incomplete.
+    pub fn skim(buf: &[u8]) -> Option<(bool, u64, usize)> {
+        let is_close = buf.first()? & 0x0F == Opcode::Close.to_wire();
+        let layout = Layout::read(buf)?;
+        Some((is_close, layout.payload_len, layout.header_len))
     }
 }
 

@@ -203,12 +203,17 @@ impl<'a> Request<'a> {
             headers.push((name, value.trim_matches([' ', '\t'])));
         }
         let path = target.split('?').next().unwrap_or(target);
-        Ok(Request {
+        let request = Request {
             method,
             path,
             minor_version,
             headers,
-        })
+        };
+        // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host header.
+        if request.minor_version >= 1 && request.single_header("host")?.is_none() {
+            return Err(Rejection::BadRequest("missing Host header"));
+        }
+        Ok(request)
     }
 
     /// The values of every header named `name` (case-insensitively), in order.
@@ -315,14 +320,16 @@ mod tests {
     fn refuses_malformed_heads() {
         for head in [
             &b"GET /\r\n\r\n"[..],
-            b"GET  / HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/2.0\r\n\r\n",
-            b"G(T / HTTP/1.1\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+            b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
             b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
-            b"GET nowhere HTTP/1.1\r\n\r\n",
+            b"GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         ] {
             assert!(
                 matches!(Request::parse(head), Err(Rejection::BadRequest(_))),

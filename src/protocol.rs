@@ -80,6 +80,8 @@ pub struct Protocol {
     partial_header: [u8; MAX_HEADER_LEN],
     partial_header_len: usize,
     frame: Option<FrameInProgress>,
+    /// Once our close frame is sent: payload bytes of the current frame still to discard.
+    skip: u64,
     /// The opcode (text or binary) of the data message being assembled, if any.
     message_opcode: Option<Opcode>,
     /// The unmasked payload of the data message being assembled.
@@ -103,6 +105,7 @@ impl Protocol {
             partial_header: [0; MAX_HEADER_LEN],
             partial_header_len: 0,
             frame: None,
+            skip: 0,
             message_opcode: None,
             message: Vec::new(),
             utf8_checked: 0,
@@ -173,6 +176,9 @@ impl Protocol {
         if self.state == State::Open {
             queue_close(out, code, reason);
             self.state = State::CloseSent;
+            if let Some(frame) = self.frame.take() {
+                self.skip = frame.remaining();
+            }
         }
     }
 
@@ -188,13 +194,25 @@ impl Protocol {
     /// Parses frames from `input` until one completes an event or the input runs out.
     fn step(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Completed) {
         let mut used = 0;
-        while self.state != State::Finished {
+        loop {
+            match self.state {
+                State::Open => {}
+                State::CloseSent => {
+                    return (
+                        used + self.discard_until_close(&input[used..]),
+                        Completed::Nothing,
+                    )
+                }
+                State::Finished => return (input.len(), Completed::Nothing),
+            }
             let frame = match self.frame {
                 Some(frame) => frame,
-                None => match self.read_header(&input[used..]) {
+                None => match self.read_header(&input[used..], FrameHeader::parse_client) {
                     Ok((n, Some(header))) => {
                         used += n;
                         if let Err(err) = self.start_frame(&header) {
+                            // Skip the refused frame's payload while the peer's close is awaited.
+                            self.skip = header.payload_len;
                             return (used, Completed::Failed(err));
                         }
                         FrameInProgress {
@@ -214,51 +232,92 @@ impl Protocol {
                 received: frame.received + take as u64,
                 ..frame
             };
+            self.frame = (frame.remaining() > 0).then_some(frame);
             if let Err(err) = self.take_payload(&frame, chunk) {
+                self.skip = frame.remaining();
+                self.frame = None;
                 return (used, Completed::Failed(err));
             }
-            if frame.remaining() > 0 {
-                self.frame = Some(frame);
+            if self.frame.is_some() {
                 return (used, Completed::Nothing);
             }
-            self.frame = None;
             match self.finish_frame(&frame.header, out) {
-                Ok(Completed::Nothing) => {}
-                Ok(completed) => return (used, completed),
-                Err(err) => return (used, Completed::Failed(err)),
+                Completed::Nothing => {}
+                completed => return (used, completed),
             }
         }
-        (input.len(), Completed::Nothing)
     }
 
-    /// Reads a frame header, which may arrive in pieces. Returns the bytes consumed and the
-    /// header once it is complete.
-    fn read_header(&mut self, input: &[u8]) -> Result<(usize, Option<FrameHeader>), ProtocolError> {
+    /// After our close frame, reads past every frame (checking nothing) until the peer's
+    /// close frame, which finishes the connection. Returns the bytes consumed.
+    fn discard_until_close(&mut self, input: &[u8]) -> usize {
+        let skim = |buf: &[u8]| {
+            Ok::<_, std::convert::Infallible>(
+                FrameHeader::skim(buf).map(|(close, len, n)| ((close, len), n)),
+            )
+        };
+        let mut used = 0;
+        loop {
+            let take = usize::try_from(self.skip)
+                .map_or(input.len() - used, |skip| skip.min(input.len() - used));
+            used += take;
+            self.skip -= take as u64;
+            if used == input.len() {
+                return used;
+            }
+            match self.read_header(&input[used..], skim) {
+                Ok((n, Some((true, _)))) => {
+                    self.state = State::Finished;
+                    return used + n;
+                }
+                Ok((n, Some((false, payload_len)))) => {
+                    used += n;
+                    self.skip = payload_len;
+                }
+                Ok((n, None)) => return used + n,
+                Err(never) => match never {},
+            }
+        }
+    }
+
+    /// Reads a frame header with `parse`; the header may arrive in pieces. Returns the bytes
+    /// consumed and the header once it is complete. On an error nothing of `input` is
+    /// consumed, so the same bytes can be read again (skimmed) after the failure.
+    fn read_header<H, E>(
+        &mut self,
+        input: &[u8],
+        parse: impl Fn(&[u8]) -> Result<Option<(H, usize)>, E>,
+    ) -> Result<(usize, Option<H>), E> {
         if self.partial_header_len == 0 {
             // The common case: the whole header is in this read.
-            if let Some((header, len)) = FrameHeader::parse_client(input)? {
+            if let Some((header, len)) = parse(input)? {
                 return Ok((len, Some(header)));
             }
         }
         // Gather the header byte by byte: it is at most 14 bytes long, and stopping exactly
         // at its end leaves the payload in `input` for the caller.
-        let mut used = 0;
-        while used < input.len() {
-            self.partial_header[self.partial_header_len] = input[used];
+        let kept = self.partial_header_len;
+        for (used, &byte) in input.iter().enumerate() {
+            self.partial_header[self.partial_header_len] = byte;
             self.partial_header_len += 1;
-            used += 1;
-            let bytes = &self.partial_header[..self.partial_header_len];
-            if let Some((header, _)) = FrameHeader::parse_client(bytes)? {
-                self.partial_header_len = 0;
-                return Ok((used, Some(header)));
+            match parse(&self.partial_header[..self.partial_header_len]) {
+                Ok(None) => {}
+                Ok(Some((header, _))) => {
+                    self.partial_header_len = 0;
+                    return Ok((used + 1, Some(header)));
+                }
+                Err(err) => {
+                    self.partial_header_len = kept;
+                    return Err(err);
+                }
             }
         }
-        Ok((used, None))
+        Ok((input.len(), None))
     }
 
     /// Checks a new frame against the message state before any of its payload is read.
     fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        if self.state == State::CloseSent || header.opcode.is_control() {
+        if header.opcode.is_control() {
             self.control_len = 0;
             return Ok(());
         }
@@ -290,9 +349,6 @@ impl Protocol {
         }
         let mask = frame.header.mask.unwrap_or_default();
         let offset = (frame.received - chunk.len() as u64) as usize % 4;
-        if self.state == State::CloseSent && frame.header.opcode != Opcode::Close {
-            return Ok(());
-        }
         if frame.header.opcode.is_control() {
             let start = self.control_len;
             self.control[start..start + chunk.len()].copy_from_slice(chunk);
@@ -337,43 +393,35 @@ impl Protocol {
     }
 
     /// Acts on a frame whose payload is complete.
-    fn finish_frame(
-        &mut self,
-        header: &FrameHeader,
-        out: &mut Vec<u8>,
-    ) -> Result<Completed, ProtocolError> {
+    fn finish_frame(&mut self, header: &FrameHeader, out: &mut Vec<u8>) -> Completed {
         let control = &self.control[..self.control_len];
         match header.opcode {
             Opcode::Close => {
-                let was_open = self.state == State::Open;
                 // Whatever the close frame says, the peer is done with this connection.
                 self.state = State::Finished;
                 let parsed = parse_close_payload(control);
-                if was_open {
-                    // RFC 6455 §5.5.1: answer a close frame with a close frame, echoing its
-                    // code; a malformed one is answered with the code of what was wrong.
-                    match parsed {
-                        Ok(Some(code)) => queue_close(out, code, ""),
-                        Ok(None) => frame::encode_frame(out, Opcode::Close, &[]),
-                        Err(err) => queue_close(out, err.close_code(), ""),
-                    }
+                // RFC 6455 §5.5.1: answer a close frame with a close frame, echoing its
+                // code; a malformed one is answered with the code of what was wrong.
+                match parsed {
+                    Ok(Some(code)) => queue_close(out, code, ""),
+                    Ok(None) => frame::encode_frame(out, Opcode::Close, &[]),
+                    Err(err) => queue_close(out, err.close_code(), ""),
                 }
-                Ok(parsed.map_or_else(Completed::Failed, Completed::Closed))
+                parsed.map_or_else(Completed::Failed, Completed::Closed)
             }
-            _ if self.state == State::CloseSent => Ok(Completed::Nothing),
             // RFC 6455 §5.5.2: a pong carries the ping's payload back.
             Opcode::Ping => {
                 frame::encode_frame(out, Opcode::Pong, control);
-                Ok(Completed::Nothing)
+                Completed::Nothing
             }
             // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
-            Opcode::Pong => Ok(Completed::Nothing),
-            _ if header.fin => {
-                Ok(Completed::Message(self.message_opcode.take().expect(
-                    "a data frame always belongs to a started message",
-                )))
-            }
-            _ => Ok(Completed::Nothing),
+            Opcode::Pong => Completed::Nothing,
+            // A final data frame completes the message that `start_frame` opened.
+            _ if header.fin => self
+                .message_opcode
+                .take()
+                .map_or(Completed::Nothing, Completed::Message),
+            _ => Completed::Nothing,
         }
     }
 }

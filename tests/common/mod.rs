@@ -1,0 +1,303 @@
+//! The shared raw-bytes client for the integration tests: it starts the real `pure-ws`
+//! binary on an ephemeral port and speaks HTTP and WebSocket frames to it byte by byte.
+//! It builds frames itself rather than with the library, so an encoder bug in the server
+//! cannot hide behind the same bug in the tests.
+
+#![allow(dead_code)] // each test file uses a different part of this helper
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single read in a test may block before the test fails instead of hanging.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const CONTINUATION: u8 = 0x0;
+pub const TEXT: u8 = 0x1;
+pub const BINARY: u8 = 0x2;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
+
+/// The real server binary, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `pure-ws --port 0 ARGS...` and waits for the address it prints.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pure-ws");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read the first line");
+        let url = first
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("http://"))
+            .unwrap_or_else(|| panic!("no http:// address in {first:?}"));
+        let addr = url.trim_end_matches('/').parse().expect("a socket address");
+        // Keep draining both pipes so the server never blocks on a full pipe.
+        thread::spawn(move || for _ in stdout.lines() {});
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&stderr);
+        let err = BufReader::new(child.stderr.take().unwrap());
+        thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Server {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server wrote to stderr so far, a line each.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until a stderr line contains `needle`, and returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + READ_TIMEOUT;
+        loop {
+            if let Some(line) = self.stderr().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} in {:#?}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A TCP connection to the server that fails the test rather than hang.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// Sends raw request bytes and returns the whole response, up to the server's close.
+    pub fn http(&self, request: &[u8]) -> String {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .expect("read the response");
+        String::from_utf8(response).expect("a UTF-8 response")
+    }
+
+    /// A WebSocket connection whose handshake succeeded.
+    pub fn ws(&self) -> Client {
+        let mut client = Client::new(self.connect());
+        client
+            .stream
+            .write_all(upgrade_request("/").as_bytes())
+            .unwrap();
+        let head = client.read_head();
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The RFC 6455 §1.3 key, whose accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`.
+pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A valid upgrade request for `path`.
+pub fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// A frame as a client sends it: FIN as given, payload masked with `mask` if any.
+pub fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        len @ 0..=125 => out.push(mask_bit | len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A masked client frame, with a mask that varies from frame to frame.
+pub fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0x9E37_79B9);
+    let n = COUNTER.fetch_add(0x6D2B_79F5, std::sync::atomic::Ordering::Relaxed);
+    frame(fin, opcode, payload, Some(n.to_be_bytes()))
+}
+
+/// A close frame payload: the code, then the reason.
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    payload
+}
+
+/// A frame the server sent.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The close code of a close frame, if it has one.
+    pub fn close_code(&self) -> Option<u16> {
+        assert_eq!(self.opcode, CLOSE, "not a close frame: {self:?}");
+        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+/// The client side of one connection, reading exactly what the server sends.
+pub struct Client {
+    pub stream: TcpStream,
+}
+
+impl Client {
+    pub fn new(stream: TcpStream) -> Client {
+        Client { stream }
+    }
+
+    /// Reads an HTTP response head byte by byte, so nothing after it is consumed.
+    pub fn read_head(&mut self) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            self.stream
+                .read_exact(&mut byte)
+                .expect("read the response head");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends one masked frame.
+    pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        self.send(&masked(fin, opcode, payload));
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.send_frame(true, TEXT, text.as_bytes());
+    }
+
+    /// Reads one whole frame, checking that the server did not mask it (RFC 6455 §5.1).
+    pub fn read_frame(&mut self) -> Frame {
+        let mut head = [0; 2];
+        self.stream
+            .read_exact(&mut head)
+            .expect("read a frame header");
+        assert_eq!(head[1] & 0x80, 0, "server frames must not be masked");
+        assert_eq!(head[0] & 0x70, 0, "server frames must not set RSV bits");
+        let len = match head[1] & 0x7F {
+            126 => {
+                let mut ext = [0; 2];
+                self.stream.read_exact(&mut ext).unwrap();
+                u64::from(u16::from_be_bytes(ext))
+            }
+            127 => {
+                let mut ext = [0; 8];
+                self.stream.read_exact(&mut ext).unwrap();
+                u64::from_be_bytes(ext)
+            }
+            len => u64::from(len),
+        };
+        let mut payload = vec![0; len as usize];
+        self.stream
+            .read_exact(&mut payload)
+            .expect("read a frame payload");
+        Frame {
+            fin: head[0] & 0x80 != 0,
+            opcode: head[0] & 0x0F,
+            payload,
+        }
+    }
+
+    /// Reads a frame and checks it is a final text frame with `text`.
+    pub fn expect_text(&mut self, text: &str) {
+        let frame = self.read_frame();
+        assert_eq!(
+            (frame.fin, frame.opcode),
+            (true, TEXT),
+            "expected a text frame, got {frame:?}"
+        );
+        assert_eq!(String::from_utf8(frame.payload).unwrap(), text);
+    }
+
+    /// Reads the server's close frame with `code`, answers it as a client must
+    /// (RFC 6455 §5.5.1), then checks that the server closes TCP.
+    pub fn expect_close(&mut self, code: u16) {
+        let frame = self.read_frame();
+        assert_eq!(frame.opcode, CLOSE, "expected a close frame, got {frame:?}");
+        assert_eq!(
+            frame.close_code(),
+            Some(code),
+            "close payload {:?}",
+            frame.payload
+        );
+        // The server may already have closed its side; a failed write is fine then.
+        let _ = self
+            .stream
+            .write_all(&masked(true, CLOSE, &code.to_be_bytes()));
+        self.expect_eof();
+    }
+
+    /// Checks that the server closes the TCP connection cleanly with nothing more to say.
+    pub fn expect_eof(&mut self) {
+        let mut rest = Vec::new();
+        match self.stream.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "unexpected bytes before EOF: {rest:?}"),
+            Err(err) => panic!("the server did not close the connection cleanly: {err}"),
+        }
+    }
+}
