@@ -453,3 +453,180 @@ fn queue_close(out: &mut Vec<u8>, code: u16, reason: &str) {
     out.extend_from_slice(&code.to_be_bytes());
     out.extend_from_slice(&reason.as_bytes()[..end]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [0xA1, 0xB2, 0xC3, 0xD4];
+        let mut out = Vec::new();
+        frame::encode_header(
+            &mut out,
+            Opcode::from_wire(opcode).unwrap(),
+            payload.len(),
+            Some(key),
+        );
+        out[0] = (u8::from(fin) << 7) | opcode;
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        out
+    }
+
+    /// Feeds `input` in `chunk`-byte pieces and describes every event.
+    fn events(protocol: &mut Protocol, input: &[u8], chunk: usize) -> (Vec<String>, Vec<u8>) {
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for mut piece in input.chunks(chunk) {
+            while !piece.is_empty() {
+                let (used, event) = protocol.receive(piece, &mut out);
+                piece = &piece[used..];
+                if let Some(event) = event {
+                    seen.push(format!("{event:?}"));
+                }
+            }
+        }
+        (seen, out)
+    }
+
+    #[test]
+    fn the_same_stream_gives_the_same_events_in_any_chunking() {
+        let mut input = client_frame(false, 0x1, "héllo ".as_bytes());
+        input.extend(client_frame(true, 0x9, b"p"));
+        input.extend(client_frame(true, 0x0, "wörld".as_bytes()));
+        input.extend(client_frame(true, 0x2, &[0; 300]));
+        input.extend(client_frame(true, 0x8, &[0x03, 0xE8]));
+        let whole = events(&mut Protocol::new(1 << 20), &input, input.len());
+        assert_eq!(whole.0.len(), 3);
+        assert_eq!(whole.0[0], r#"Message(Text("héllo wörld"))"#);
+        assert_eq!(whole.0[2], "Closed { code: Some(1000) }");
+        for chunk in 1..input.len() {
+            assert_eq!(
+                events(&mut Protocol::new(1 << 20), &input, chunk),
+                whole,
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_length_claim_allocates_nothing() {
+        let mut protocol = Protocol::new(usize::MAX);
+        let mut header = vec![0x82, 0xFF];
+        header.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        let mut out = Vec::new();
+        let (used, event) = protocol.receive(&header, &mut out);
+        assert_eq!((used, event), (header.len(), None));
+        protocol.receive(&[0; 10], &mut out);
+        assert!(
+            protocol.message.capacity() <= 4096,
+            "{}",
+            protocol.message.capacity()
+        );
+    }
+
+    #[test]
+    fn a_million_empty_fragments_cost_no_memory() {
+        let mut protocol = Protocol::new(1 << 20);
+        let mut out = Vec::new();
+        let empty = client_frame(false, 0x0, b"");
+        let mut stream = client_frame(false, 0x1, b"");
+        stream.extend(empty.repeat(1000));
+        let (used, event) = protocol.receive(&stream, &mut out);
+        assert_eq!((used, event), (stream.len(), None));
+        let batch = empty.repeat(1000);
+        for _ in 0..1000 {
+            assert_eq!(protocol.receive(&batch, &mut out), (batch.len(), None));
+        }
+        assert_eq!(protocol.message.capacity(), 0);
+        let last = client_frame(true, 0x0, b"end");
+        let (_, event) = protocol.receive(&last, &mut out);
+        assert_eq!(event, Some(Event::Message(Message::Text("end"))));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn message_buffer_grows_only_with_arriving_bytes() {
+        let mut protocol = Protocol::new(64 << 20);
+        let payload = vec![7; 8 << 20];
+        let frame = client_frame(true, 0x2, &payload);
+        let mut out = Vec::new();
+        protocol.receive(&frame[..14 + 100_000], &mut out);
+        assert!(
+            protocol.message.capacity() <= 2 * 100_000,
+            "{}",
+            protocol.message.capacity()
+        );
+        let (_, event) = protocol.receive(&frame[14 + 100_000..], &mut out);
+        assert_eq!(event, Some(Event::Message(Message::Binary(&payload))));
+        assert!(protocol.message.capacity() <= payload.len() + 4096);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_in_the_call_that_brings_it() {
+        let mut protocol = Protocol::new(1 << 20);
+        let frame = client_frame(
+            true,
+            0x1,
+            &[b"abc".as_slice(), &[0xF8], &[b'x'; 100]].concat(),
+        );
+        let mut out = Vec::new();
+        assert_eq!(protocol.receive(&frame[..6 + 3], &mut out), (9, None));
+        let (_, event) = protocol.receive(&frame[9..10], &mut out);
+        assert_eq!(event, Some(Event::Failed(ProtocolError::InvalidUtf8)));
+        assert_eq!(out, [0x88, 0x02, 0x03, 0xEF]);
+    }
+
+    #[test]
+    fn a_code_point_cut_by_a_chunk_is_not_an_error() {
+        let mut protocol = Protocol::new(1 << 20);
+        let frame = client_frame(true, 0x1, "€€".as_bytes());
+        let mut out = Vec::new();
+        for i in 0..frame.len() - 1 {
+            assert_eq!(
+                protocol.receive(&frame[i..i + 1], &mut out),
+                (1, None),
+                "byte {i}"
+            );
+        }
+        let (_, event) = protocol.receive(&frame[frame.len() - 1..], &mut out);
+        assert_eq!(event, Some(Event::Message(Message::Text("€€"))));
+    }
+
+    #[test]
+    fn after_failing_only_the_peers_close_matters() {
+        let mut protocol = Protocol::new(10);
+        let mut out = Vec::new();
+        let too_big = client_frame(true, 0x2, &[1; 50]);
+        let (used, event) = protocol.receive(&too_big, &mut out);
+        assert_eq!(
+            event,
+            Some(Event::Failed(ProtocolError::MessageTooBig { limit: 10 }))
+        );
+        assert_eq!(out, [0x88, 0x02, 0x03, 0xF1]);
+        // The rest of the refused frame, a ping and a text frame are skipped unanswered.
+        let mut rest = too_big[used..].to_vec();
+        rest.extend(client_frame(true, 0x9, b"ping"));
+        rest.extend(client_frame(true, 0x1, b"text"));
+        assert_eq!(protocol.receive(&rest, &mut out), (rest.len(), None));
+        assert!(!protocol.is_finished());
+        let close = client_frame(true, 0x8, &[0x03, 0xF1]);
+        protocol.receive(&close, &mut out);
+        assert!(protocol.is_finished());
+        assert_eq!(out.len(), 4, "nothing was sent after our close");
+    }
+
+    #[test]
+    fn our_own_close_waits_for_the_peers() {
+        let mut protocol = Protocol::new(10);
+        let mut out = Vec::new();
+        protocol.close(1001, "ping timeout", &mut out);
+        assert_eq!(&out[..4], [0x88, 14, 0x03, 0xE9]);
+        assert_eq!(&out[4..], b"ping timeout");
+        assert!(!protocol.is_open() && !protocol.is_finished());
+        protocol.send_ping(b"late", &mut out);
+        assert_eq!(out.len(), 16, "no ping after close");
+        protocol.receive(&client_frame(true, 0x8, b""), &mut out);
+        assert!(protocol.is_finished());
+    }
+}
