@@ -65,6 +65,12 @@ impl Server {
         }
     }
 
+    /// Stops the server at once, as a crash or a lost network would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -124,8 +130,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+        if thread::panicking() {
+            eprintln!("---- pure-ws stderr ----\n{}", self.stderr().join("\n"));
+        }
     }
 }
 

@@ -1,0 +1,763 @@
+//! End-to-end test of `static/client.html` in a real browser.
+//!
+//! Starts the real `pure-ws` binary on an ephemeral port, opens its page in
+//! headless Chromium, and drives it through the Chrome DevTools Protocol (CDP)
+//! the way a person would: typing, pressing Enter, clicking buttons. The CDP
+//! WebSocket client is `tungstenite` and messages are `serde_json` values, so
+//! no browser-automation crate is needed.
+//!
+//! Needs Debian's Chromium (`apt-get install -y chromium`); set
+//! `PURE_WS_CHROMIUM` to use another binary. Run with:
+//!
+//! ```text
+//! cargo test --test browser -- --ignored
+//! ```
+//!
+//! Screenshots are written to `target/browser-screenshot*.png`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tungstenite::{Message, WebSocket};
+
+mod common;
+
+use common::Server;
+
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+/// How long any single expectation may take before the test fails.
+const WAIT: Duration = Duration::from_secs(15);
+/// Chromium's first start on a cold machine can be slow.
+const BROWSER_START: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Headless Chromium and a small CDP client.
+
+struct Browser {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Browser {
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("chromium.log")
+    }
+
+    /// The Chromium binary to run; fails with install instructions if it is missing.
+    fn executable() -> String {
+        let exe = std::env::var("PURE_WS_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.into());
+        assert!(
+            Path::new(&exe).exists(),
+            "{exe} not found: this test needs Chromium. Install it with \
+             `apt-get update && apt-get install -y chromium` (or set PURE_WS_CHROMIUM), \
+             then run `cargo test --test browser -- --ignored`"
+        );
+        exe
+    }
+
+    fn launch(exe: &str) -> (Browser, Cdp) {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("pure-ws-browser-{}-{nanos}", std::process::id()));
+        let profile = dir.join("profile");
+        fs::create_dir_all(&profile).unwrap();
+        let log = fs::File::create(dir.join("chromium.log")).unwrap();
+        let child = Command::new(exe)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                "--disable-extensions",
+                "--disable-default-apps",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--mute-audio",
+                "--window-size=1000,760",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let mut browser = Browser { child, dir };
+
+        // Chromium writes "PORT\n/devtools/browser/ID" here once it listens.
+        let active_port = profile.join("DevToolsActivePort");
+        let deadline = Instant::now() + BROWSER_START;
+        let endpoint = loop {
+            if let Ok(text) = fs::read_to_string(&active_port) {
+                let mut lines = text.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                    break format!("127.0.0.1:{}{}", port.trim(), path.trim());
+                }
+            }
+            if let Ok(Some(status)) = browser.child.try_wait() {
+                panic!("Chromium exited early ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Chromium did not open its DevTools port within {BROWSER_START:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        };
+        let cdp = Cdp::connect(&endpoint);
+        (browser, cdp)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "---- chromium log (tail) ----\n{}\n-----------------------------",
+                tail.join("\n")
+            );
+        }
+        // Chromium's helper processes may still be writing for a moment.
+        for _ in 0..50 {
+            if fs::remove_dir_all(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// What the page did that a test may complain about.
+#[derive(Default)]
+struct Observed {
+    console_errors: Vec<String>,
+    failed_requests: Vec<String>,
+    dialogs: Vec<String>,
+    /// Request id -> URL, to name the URL of a failed request.
+    urls: HashMap<String, String>,
+    /// How many load events the tab has fired.
+    loads: u32,
+}
+
+/// A JSON value as plain text: strings without their quotes.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+struct Cdp {
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    session: Option<String>,
+    seen: Observed,
+}
+
+impl Cdp {
+    fn connect(endpoint: &str) -> Cdp {
+        let addr = endpoint.split('/').next().unwrap();
+        let stream = TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("cannot reach DevTools at {addr}: {e}"));
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://{endpoint}"), stream)
+            .unwrap_or_else(|e| panic!("DevTools WebSocket handshake failed: {e}"));
+        Cdp {
+            ws,
+            next_id: 0,
+            session: None,
+            seen: Observed::default(),
+        }
+    }
+
+    /// Sends one command and returns its result; events read meanwhile are recorded.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = &self.session {
+            msg["sessionId"] = json!(session);
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .unwrap_or_else(|e| panic!("CDP send {method}: {e}"));
+        loop {
+            let value = self.next_message(method);
+            if value["id"].as_u64() == Some(id) {
+                if let Some(err) = value.get("error") {
+                    panic!("CDP {method} failed: {err}");
+                }
+                return value["result"].clone();
+            }
+            self.observe(&value);
+        }
+    }
+
+    /// Reads the next CDP message (a reply or an event).
+    fn next_message(&mut self, waiting_for: &str) -> Value {
+        loop {
+            let msg = match self.ws.read() {
+                Ok(msg) => msg,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    panic!(
+                        "nothing from Chromium within {WAIT:?} while waiting for {waiting_for} \
+                         (page blocked by a dialog? {:?})",
+                        self.seen.dialogs
+                    )
+                }
+                Err(e) => panic!("CDP read while waiting for {waiting_for}: {e}"),
+            };
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(text.as_str()).expect("CDP sent invalid JSON");
+            }
+        }
+    }
+
+    /// Loads `url` in the tab and returns once its load event has fired.
+    fn navigate(&mut self, url: &str) {
+        let loads = self.seen.loads;
+        let r = self.call("Page.navigate", json!({ "url": url }));
+        if let Some(err) = r.get("errorText") {
+            panic!("cannot load {url}: {err}");
+        }
+        let deadline = Instant::now() + WAIT;
+        while self.seen.loads == loads {
+            assert!(
+                Instant::now() < deadline,
+                "{url} did not finish loading within {WAIT:?}"
+            );
+            let event = self.next_message("the page's load event");
+            self.observe(&event);
+        }
+    }
+
+    fn observe(&mut self, event: &Value) {
+        let p = &event["params"];
+        let seen = &mut self.seen;
+        match event["method"].as_str().unwrap_or("") {
+            "Runtime.consoleAPICalled"
+                if matches!(p["type"].as_str(), Some("error" | "assert")) =>
+            {
+                let args: Vec<String> = p["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| {
+                                text(if v["value"].is_null() {
+                                    &v["description"]
+                                } else {
+                                    &v["value"]
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                seen.console_errors.push(format!(
+                    "console.{}: {}",
+                    text(&p["type"]),
+                    args.join(" ")
+                ));
+            }
+            "Runtime.exceptionThrown" => {
+                let d = &p["exceptionDetails"];
+                seen.console_errors.push(format!(
+                    "uncaught {}: {}",
+                    text(&d["text"]),
+                    text(&d["exception"]["description"])
+                ));
+            }
+            "Log.entryAdded" if p["entry"]["level"] == "error" => {
+                let e = &p["entry"];
+                seen.console_errors.push(format!(
+                    "[{}] {} {}",
+                    text(&e["source"]),
+                    text(&e["text"]),
+                    text(&e["url"])
+                ));
+            }
+            "Network.requestWillBeSent" => {
+                seen.urls
+                    .insert(text(&p["requestId"]), text(&p["request"]["url"]));
+            }
+            "Network.loadingFailed" => {
+                let url = seen
+                    .urls
+                    .get(&text(&p["requestId"]))
+                    .cloned()
+                    .unwrap_or_default();
+                seen.failed_requests
+                    .push(format!("{} {url}", text(&p["errorText"])));
+            }
+            "Network.responseReceived" if p["response"]["status"].as_u64().unwrap_or(0) >= 400 => {
+                let r = &p["response"];
+                seen.failed_requests
+                    .push(format!("HTTP {} {}", r["status"], text(&r["url"])));
+            }
+            "Page.loadEventFired" => seen.loads += 1,
+            "Page.javascriptDialogOpening" => {
+                seen.dialogs
+                    .push(format!("{}({})", text(&p["type"]), text(&p["message"])));
+                // Dismiss it so the page keeps running and the test can report it.
+                let mut msg = json!({ "id": 0, "method": "Page.handleJavaScriptDialog", "params": { "accept": false } });
+                if let Some(session) = &self.session {
+                    msg["sessionId"] = json!(session);
+                }
+                let _ = self.ws.send(Message::text(msg.to_string()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens a fresh tab, attaches to it and turns on the event domains we watch.
+    fn open_tab(&mut self) {
+        let target = self.call("Target.createTarget", json!({ "url": "about:blank" }));
+        let target_id = target["targetId"].as_str().expect("targetId").to_string();
+        let attached = self.call(
+            "Target.attachToTarget",
+            json!({ "targetId": target_id, "flatten": true }),
+        );
+        self.session = Some(
+            attached["sessionId"]
+                .as_str()
+                .expect("sessionId")
+                .to_string(),
+        );
+        for domain in ["Page", "Runtime", "Log", "Network"] {
+            self.call(&format!("{domain}.enable"), json!({}));
+        }
+        // Let the page believe it has focus, as a foreground tab would.
+        self.call(
+            "Emulation.setFocusEmulationEnabled",
+            json!({ "enabled": true }),
+        );
+    }
+
+    /// Evaluates `expr` in the page and returns its value.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+        );
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!(
+                "page threw evaluating `{expr}`: {}",
+                ex["exception"]["description"]
+            );
+        }
+        r["result"]["value"].clone()
+    }
+
+    fn eval_str(&mut self, expr: &str) -> String {
+        match self.eval(expr) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+
+    /// Polls `expr` until it is truthy; on time-out fails with `what` and the page's state.
+    fn wait_for(&mut self, what: &str, expr: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.eval(expr);
+            let truthy = match &v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            assert!(
+                self.seen.dialogs.is_empty(),
+                "the page opened a dialog: {:?}",
+                self.seen.dialogs
+            );
+            if Instant::now() > deadline {
+                let status = self
+                    .eval_str("document.getElementById('status')?.textContent ?? '(no #status)'");
+                let log = self.eval_str("document.getElementById('log')?.innerText ?? '(no #log)'");
+                panic!(
+                    "timed out after {WAIT:?} waiting for {what}\nstatus: {status}\nlog:\n{log}"
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn type_text(&mut self, text: &str) {
+        self.call("Input.insertText", json!({ "text": text }));
+    }
+
+    /// Presses and releases a key that types nothing (ArrowUp, Escape, ...).
+    fn press(&mut self, key: &str, key_code: u32) {
+        for kind in ["rawKeyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({ "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": key_code }),
+            );
+        }
+    }
+
+    fn press_enter(&mut self) {
+        for kind in ["keyDown", "keyUp"] {
+            let mut params = json!({
+                "type": kind, "key": "Enter", "code": "Enter",
+                "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13,
+            });
+            if kind == "keyDown" {
+                params["text"] = json!("\r");
+                params["unmodifiedText"] = json!("\r");
+            }
+            self.call("Input.dispatchKeyEvent", params);
+        }
+    }
+
+    /// Clicks the middle of the element with this id, like a mouse would.
+    fn click(&mut self, id: &str) {
+        let rect = self.eval(&format!(
+            "(() => {{ const e = document.getElementById('{id}'); e.scrollIntoView({{block: 'nearest'}});
+                      const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ));
+        let (x, y) = (rect[0].as_f64().unwrap(), rect[1].as_f64().unwrap());
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": "mouseMoved", "x": x, "y": y }),
+        );
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+            );
+        }
+    }
+
+    fn screenshot(&mut self, path: &Path) {
+        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("screenshot data is base64");
+        assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// Makes sure every event sent so far has been read, then checks the page
+    /// logged no errors and no request failed.
+    fn assert_clean(&mut self, when: &str) {
+        self.eval("new Promise(r => setTimeout(r, 100))");
+        let seen = &self.seen;
+        assert!(
+            seen.dialogs.is_empty(),
+            "{when}: the page opened dialogs: {:?}",
+            seen.dialogs
+        );
+        assert!(
+            seen.console_errors.is_empty(),
+            "{when}: console errors: {:#?}",
+            seen.console_errors
+        );
+        assert!(
+            seen.failed_requests.is_empty(),
+            "{when}: failed requests: {:#?}",
+            seen.failed_requests
+        );
+    }
+}
+
+fn js_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// JavaScript snippets that read the page.
+
+const STATE: &str = "document.getElementById('status').dataset.state";
+const STATUS: &str = "document.getElementById('status').textContent";
+const INPUT_VALUE: &str = "document.getElementById('message').value";
+const ACTIVE_ID: &str = "document.activeElement && document.activeElement.id";
+const SEND_DISABLED: &str = "document.getElementById('send').disabled";
+const RECONNECT_VISIBLE: &str = "(() => { const b = document.getElementById('reconnect');
+    return !b.hidden && b.offsetParent !== null && getComputedStyle(b).visibility !== 'hidden'; })()";
+
+/// True once the log holds a received entry whose text is exactly `text`.
+fn received(text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#log .entry.received .text')].some(e => e.textContent === {})",
+        js_str(text)
+    )
+}
+
+/// The RTT label of the received entry whose text is exactly `text`.
+fn rtt_of(text: &str) -> String {
+    format!(
+        "(() => {{ const e = [...document.querySelectorAll('#log .entry.received')]
+                    .find(e => e.querySelector('.text').textContent === {});
+                  const r = e && e.querySelector('.rtt'); return r ? r.textContent : ''; }})()",
+        js_str(text)
+    )
+}
+
+fn sent(text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#log .entry.sent .text')].some(e => e.textContent === {})",
+        js_str(text)
+    )
+}
+
+fn assert_rtt(cdp: &mut Cdp, echo: &str) {
+    let rtt = cdp.eval_str(&rtt_of(echo));
+    let ms = rtt.trim_start_matches("RTT ").trim_end_matches(" ms");
+    assert!(
+        rtt.ends_with(" ms") && ms.parse::<f64>().is_ok_and(|v| v >= 0.0),
+        "round-trip time for {echo:?} should read like `RTT 1.2 ms`, got {rtt:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
+fn echo_page_in_headless_chromium() {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let chromium = Browser::executable();
+    let mut server = Server::start(&[]);
+    let (_browser, mut cdp) = Browser::launch(&chromium);
+    cdp.open_tab();
+    let desktop = json!({ "width": 1000, "height": 720, "deviceScaleFactor": 1, "mobile": false });
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+
+    // Load the page and wait for the WebSocket to open.
+    cdp.navigate(&format!("http://{}/", server.addr));
+    assert_eq!(cdp.eval_str("document.title"), "pure-ws");
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(
+        cdp.eval(SEND_DISABLED),
+        json!(false),
+        "Send must be enabled while connected"
+    );
+    assert_eq!(
+        cdp.eval(RECONNECT_VISIBLE),
+        json!(false),
+        "Reconnect must be hidden while connected"
+    );
+    assert_eq!(
+        cdp.eval_str(ACTIVE_ID),
+        "message",
+        "the message input should have focus on load"
+    );
+    let label = cdp.eval_str("document.querySelector('label[for=message]')?.textContent ?? ''");
+    assert!(
+        !label.trim().is_empty(),
+        "the message input needs a <label for=message>"
+    );
+
+    // 1. Type a message and press Enter: the echo shows up with a round-trip time.
+    let hello = "Hello from Chromium — grüße ✓";
+    cdp.type_text(hello);
+    cdp.press_enter();
+    let echo = format!("Server got: {hello}");
+    cdp.wait_for("the echo of the first message", &received(&echo));
+    assert_eq!(
+        cdp.eval(&sent(hello)),
+        json!(true),
+        "the sent message should be in the log"
+    );
+    assert_rtt(&mut cdp, &echo);
+    assert_eq!(cdp.eval_str(INPUT_VALUE), "", "input cleared after sending");
+    assert_eq!(
+        cdp.eval_str(ACTIVE_ID),
+        "message",
+        "the input keeps focus after Enter"
+    );
+
+    // 2. Markup is shown as text, sent with the Send button this time.
+    let xss = "<img src=x onerror=alert(1)>";
+    cdp.type_text(xss);
+    cdp.click("send");
+    cdp.wait_for(
+        "the markup message in the log",
+        "document.querySelectorAll('#log .entry.sent').length === 2",
+    );
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#log img').length"),
+        json!(0),
+        "no <img> may be created in the log"
+    );
+    assert_eq!(
+        cdp.eval(&sent(xss)),
+        json!(true),
+        "the markup should be shown literally as sent"
+    );
+    let echo = format!("Server got: {xss}");
+    cdp.wait_for("the echo of the markup message", &received(&echo));
+    assert_eq!(
+        cdp.eval("document.images.length"),
+        json!(0),
+        "no <img> may be created anywhere"
+    );
+    assert!(
+        cdp.eval_str("document.getElementById('log').textContent")
+            .contains(xss),
+        "the log should contain the markup as literal text"
+    );
+    assert_eq!(
+        cdp.eval_str(ACTIVE_ID),
+        "message",
+        "the input keeps focus after clicking Send"
+    );
+
+    // 3. A long message without spaces (a 16-bit length frame) wraps instead of
+    //    widening the log.
+    let long: String = "0123456789abcdef".repeat(9);
+    cdp.type_text(&long);
+    cdp.press_enter();
+    let echo = format!("Server got: {long}");
+    cdp.wait_for("the echo of the long message", &received(&echo));
+    assert_rtt(&mut cdp, &echo);
+    assert_eq!(
+        cdp.eval("(() => { const l = document.getElementById('log'); return l.scrollWidth <= l.clientWidth; })()"),
+        json!(true),
+        "long messages must wrap, not scroll sideways"
+    );
+    assert_eq!(
+        cdp.eval("(() => { const l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight < 2; })()"),
+        json!(true),
+        "the log should be scrolled to the newest message"
+    );
+    cdp.assert_clean("after three echoes");
+    cdp.screenshot(&target.join("browser-screenshot.png"));
+
+    // The same page at phone width and in dark mode: nothing sticks out sideways.
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 390, "height": 760, "deviceScaleFactor": 1, "mobile": true }),
+    );
+    cdp.call(
+        "Emulation.setEmulatedMedia",
+        json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+    );
+    cdp.wait_for("the phone-width layout", "window.innerWidth === 390");
+    assert_eq!(
+        cdp.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "the page must fit a 390px-wide phone screen"
+    );
+    cdp.screenshot(&target.join("browser-screenshot-phone-dark.png"));
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
+    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+
+    // 4. Disconnect: a clean close (1000), then Reconnect and echo again.
+    cdp.click("disconnect");
+    cdp.wait_for(
+        "a clean close after Disconnect",
+        &format!("{STATE} === 'closed'"),
+    );
+    let status = cdp.eval_str(STATUS);
+    assert!(
+        status.contains("1000") && status.contains("Normal closure"),
+        "status after Disconnect: {status:?}"
+    );
+    assert_eq!(
+        cdp.eval(RECONNECT_VISIBLE),
+        json!(true),
+        "Reconnect must show when closed"
+    );
+    assert_eq!(
+        cdp.eval(SEND_DISABLED),
+        json!(true),
+        "Send must be disabled when closed"
+    );
+    cdp.click("reconnect");
+    cdp.wait_for("the connection to reopen", &format!("{STATE} === 'open'"));
+    assert_eq!(
+        cdp.eval_str(ACTIVE_ID),
+        "message",
+        "the input has focus after Reconnect"
+    );
+    cdp.type_text("again");
+    cdp.press_enter();
+    cdp.wait_for(
+        "the echo after reconnecting",
+        &received("Server got: again"),
+    );
+    // ArrowUp recalls what was sent; ArrowDown goes back to the (empty) draft.
+    cdp.press("ArrowUp", 38);
+    assert_eq!(
+        cdp.eval_str(INPUT_VALUE),
+        "again",
+        "ArrowUp recalls the last message"
+    );
+    cdp.press("ArrowUp", 38);
+    assert_eq!(
+        cdp.eval_str(INPUT_VALUE),
+        long,
+        "ArrowUp again recalls the one before"
+    );
+    cdp.press("ArrowDown", 40);
+    cdp.press("ArrowDown", 40);
+    assert_eq!(
+        cdp.eval_str(INPUT_VALUE),
+        "",
+        "ArrowDown returns to the draft"
+    );
+    cdp.assert_clean("after disconnect and reconnect");
+
+    // 5. The server goes away: the page says so, with code 1006, and offers Reconnect.
+    server.kill();
+    cdp.wait_for(
+        "the page to notice the server is gone",
+        &format!("{STATE} === 'closed'"),
+    );
+    let status = cdp.eval_str(STATUS);
+    assert!(
+        status.contains("Closed") && status.contains("1006"),
+        "status after the server died: {status:?}"
+    );
+    assert!(
+        status.contains("Abnormal closure"),
+        "close code 1006 should be explained in words: {status:?}"
+    );
+    assert_eq!(
+        cdp.eval(RECONNECT_VISIBLE),
+        json!(true),
+        "Reconnect must show when closed"
+    );
+    assert_eq!(
+        cdp.eval(SEND_DISABLED),
+        json!(true),
+        "Send must be disabled when closed"
+    );
+    cdp.assert_clean("after the server went away");
+    cdp.screenshot(&target.join("browser-screenshot-closed.png"));
+
+    // 6. Clear empties the log.
+    cdp.click("clear");
+    cdp.wait_for(
+        "Clear to empty the log",
+        "document.querySelectorAll('#log > *').length === 0",
+    );
+    cdp.assert_clean("at the end");
+}
