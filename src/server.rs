@@ -303,6 +303,10 @@ fn websocket(
     let mut out = Vec::new();
     let mut close_deadline = None;
     let mut ping_sent = false;
+    // Set the read timeout only when it changes: a syscall per message would cost more
+    // than the echo itself.
+    let mut read_timeout = None;
+    stream.set_read_timeout(read_timeout)?;
     loop {
         let mut input = &buf[pending.clone()];
         while !input.is_empty() {
@@ -356,7 +360,10 @@ fn websocket(
         if pending.end == buf.len() && buf.len() < MAX_READ_SIZE {
             buf.resize(buf.len() * 2, 0);
         }
-        stream.set_read_timeout(timeout)?;
+        if timeout != read_timeout {
+            stream.set_read_timeout(timeout)?;
+            read_timeout = timeout;
+        }
         pending = 0..0;
         match stream.read(&mut buf) {
             Ok(0) => {
