@@ -15,47 +15,49 @@ pub enum EchoMode {
     Exact,
 }
 
-/// Appends the reply to `message` to `out` as one frame, and returns its payload length.
-pub fn reply(mode: EchoMode, message: &Message, out: &mut Vec<u8>) -> usize {
-    let (opcode, payload) = match message {
+/// Appends the header and prefix of the reply to `message` to `out`, and returns the
+/// payload bytes that must follow them. The caller copies a small payload behind the
+/// header or writes a large one straight from the message buffer, saving a copy.
+pub fn reply<'m>(mode: EchoMode, message: &Message<'m>, out: &mut Vec<u8>) -> &'m [u8] {
+    let (opcode, payload) = match *message {
         Message::Text(text) => (Opcode::Text, text.as_bytes()),
-        Message::Binary(bytes) => (Opcode::Binary, *bytes),
+        Message::Binary(bytes) => (Opcode::Binary, bytes),
     };
     let prefix = match mode {
         EchoMode::Prefix => PREFIX,
         EchoMode::Exact => &[],
     };
-    let len = prefix.len() + payload.len();
-    out.reserve(len + 10);
-    encode_header(out, opcode, len, None);
+    encode_header(out, opcode, prefix.len() + payload.len(), None);
     out.extend_from_slice(prefix);
-    out.extend_from_slice(payload);
-    len
+    payload
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn whole_reply(mode: EchoMode, message: Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        let payload = reply(mode, &message, &mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+
     #[test]
     fn prefixes_text_and_binary() {
-        let mut out = Vec::new();
-        reply(EchoMode::Prefix, &Message::Text("hi"), &mut out);
-        assert_eq!(out, b"\x81\x0eServer got: hi");
-        out.clear();
-        reply(EchoMode::Prefix, &Message::Binary(&[0, 255]), &mut out);
-        assert_eq!(out, b"\x82\x0eServer got: \x00\xff");
+        let text = whole_reply(EchoMode::Prefix, Message::Text("hi"));
+        assert_eq!(text, b"\x81\x0eServer got: hi");
+        let binary = whole_reply(EchoMode::Prefix, Message::Binary(&[0, 255]));
+        assert_eq!(binary, b"\x82\x0eServer got: \x00\xff");
     }
 
     #[test]
     fn exact_mode_returns_the_message_unchanged() {
-        let mut out = Vec::new();
-        reply(EchoMode::Exact, &Message::Text(""), &mut out);
-        assert_eq!(out, b"\x81\x00");
-        out.clear();
+        assert_eq!(whole_reply(EchoMode::Exact, Message::Text("")), b"\x81\x00");
         let big = vec![7u8; 70_000];
-        reply(EchoMode::Exact, &Message::Binary(&big), &mut out);
-        assert_eq!(&out[..10], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
-        assert_eq!(&out[10..], &big[..]);
+        let mut out = Vec::new();
+        let payload = reply(EchoMode::Exact, &Message::Binary(&big), &mut out);
+        assert_eq!(out, [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        assert_eq!(payload, &big[..]);
     }
 }

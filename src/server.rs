@@ -3,7 +3,7 @@
 //! `http`, `handshake` and `protocol`; this module only moves bytes and keeps time.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
@@ -30,6 +30,9 @@ const STACK_SIZE: usize = 128 * 1024;
 /// maximum, while reads keep filling it, so a busy connection takes many frames per syscall.
 const FIRST_READ_SIZE: usize = 4 * 1024;
 const MAX_READ_SIZE: usize = 64 * 1024;
+/// Reply payloads up to this size are copied behind their header so that all the replies
+/// to one read go out in one write; larger ones are written from the message buffer.
+const COPY_LIMIT: usize = 16 * 1024;
 /// Reply buffers larger than this are freed after they are written.
 const RETAINED_OUT_CAPACITY: usize = 256 * 1024;
 /// How long to wait after a failed `accept` (e.g. out of file descriptors) before retrying.
@@ -316,7 +319,15 @@ fn websocket(
                 None => {}
                 Some(Event::Message(message)) => {
                     log.messages_in += 1;
-                    echo::reply(config.echo, &message, &mut out);
+                    let payload = echo::reply(config.echo, &message, &mut out);
+                    if payload.len() <= COPY_LIMIT {
+                        out.extend_from_slice(payload);
+                    } else {
+                        // Send a large payload from where it lies, behind what is queued.
+                        write_all_vectored(stream, &out, payload)?;
+                        log.bytes_out += (out.len() + payload.len()) as u64;
+                        out.clear();
+                    }
                     log.messages_out += 1;
                 }
                 Some(Event::Closed { code }) => {
@@ -391,6 +402,23 @@ fn websocket(
             Err(err) => return Err(err),
         }
     }
+}
+
+/// Writes `head` and then `body`, in one syscall when the kernel takes them at once.
+fn write_all_vectored(stream: &mut TcpStream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() {
+        match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) if n < head.len() => head = &head[n..],
+            Ok(n) => {
+                body = &body[n - head.len()..];
+                head = &[];
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    stream.write_all(body)
 }
 
 /// Closes a connection without losing what we wrote: a socket closed with unread input is
