@@ -18,12 +18,6 @@ pub fn accept_key(key: &str) -> String {
     BASE64.encode(sha1.finalize())
 }
 
-/// Whether the request asks for a WebSocket at all: an `Upgrade` header naming `websocket`.
-/// Other upgrades (h2c, say) are ignored and the request is served as plain HTTP.
-pub fn is_upgrade(request: &Request) -> bool {
-    request.has_token("upgrade", "websocket")
-}
-
 /// Checks an upgrade request (RFC 6455 §4.2.1) and returns the `Sec-WebSocket-Accept` value.
 /// `allowed_origins` empty means any origin.
 pub fn validate(request: &Request, allowed_origins: &[String]) -> Result<String, Rejection> {

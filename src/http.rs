@@ -153,6 +153,16 @@ impl HeadReader {
     }
 }
 
+/// What to do with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Serve the client page.
+    Page,
+    /// Check the WebSocket handshake and upgrade.
+    Upgrade,
+    Refuse(Rejection),
+}
+
 /// A parsed request head, borrowing from the bytes it was parsed from.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -214,6 +224,25 @@ impl<'a> Request<'a> {
             return Err(Rejection::BadRequest("missing Host header"));
         }
         Ok(request)
+    }
+
+    /// Where the request goes: this server has one page and one WebSocket endpoint, both
+    /// at `/`. Other upgrades (h2c, say) are ignored and served as plain HTTP.
+    pub fn route(&self) -> Route {
+        if self.path != "/" {
+            Route::Refuse(Rejection::NotFound)
+        } else if self.has_token("upgrade", "websocket") {
+            Route::Upgrade
+        } else if self.method == "GET" || self.method == "HEAD" {
+            Route::Page
+        } else {
+            Route::Refuse(Rejection::MethodNotAllowed)
+        }
+    }
+
+    /// RFC 9110 §9.3.2: the answer to `HEAD` is the answer to `GET` without its body.
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
     }
 
     /// The values of every header named `name` (case-insensitively), in order.
@@ -314,6 +343,29 @@ mod tests {
         assert_eq!(request.headers("x-a").collect::<Vec<_>>(), ["1", "2"]);
         assert!(request.has_token("connection", "upgrade"));
         assert!(!request.has_token("connection", "close"));
+    }
+
+    #[test]
+    fn routes_by_path_then_upgrade_then_method() {
+        let route = |head: &str| Request::parse(head.as_bytes()).unwrap().route();
+        assert_eq!(route("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Page);
+        assert_eq!(route("HEAD /?a=b HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Page);
+        assert_eq!(
+            route("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"),
+            Route::Upgrade
+        );
+        assert_eq!(
+            route("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n"),
+            Route::Page
+        );
+        assert_eq!(
+            route("POST / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse(Rejection::MethodNotAllowed)
+        );
+        assert_eq!(
+            route("GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"),
+            Route::Refuse(Rejection::NotFound)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::echo;
 use crate::error::close_code;
 use crate::handshake;
-use crate::http::{self, HeadReader, Rejection, Request};
+use crate::http::{self, HeadReader, Rejection, Request, Route};
 use crate::protocol::{Event, Protocol};
 
 /// The page served at `/`, built into the binary so it runs from any directory.
@@ -192,7 +192,7 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) {
     // at a time (slowloris) is cut off all the same.
     let (head_end, filled) = loop {
         let Some(left) = time_left(deadline) else {
-            return refuse(stream, &Rejection::RequestTimeout, log, config);
+            return refuse(stream, &Rejection::RequestTimeout, false, log, config);
         };
         let n = match read_with_timeout(&mut stream, &mut buf, left) {
             Ok(0) => {
@@ -210,43 +210,45 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) {
         match reader.push(&buf[..n]) {
             Ok(Some(head_end)) => break (head_end, n),
             Ok(None) => {}
-            Err(rejection) => return refuse(stream, &rejection, log, config),
+            Err(rejection) => return refuse(stream, &rejection, false, log, config),
         }
     };
     let request = match Request::parse(reader.head()) {
         Ok(request) => request,
-        Err(rejection) => return refuse(stream, &rejection, log, config),
+        Err(rejection) => return refuse(stream, &rejection, false, log, config),
     };
     log.path = request.path.to_string();
-    if request.path != "/" {
-        return refuse(stream, &Rejection::NotFound, log, config);
-    }
-    if handshake::is_upgrade(&request) {
-        match handshake::validate(&request, &config.allowed_origins) {
+    match request.route() {
+        Route::Upgrade => match handshake::validate(&request, &config.allowed_origins) {
             Ok(accept) => upgrade(stream, &accept, buf, head_end..filled, config, log),
-            Err(rejection) => refuse(stream, &rejection, log, config),
+            Err(rejection) => refuse(stream, &rejection, false, log, config),
+        },
+        Route::Page => {
+            let page = http::response(
+                (200, "OK"),
+                "Cache-Control: no-cache\r\n",
+                "text/html; charset=utf-8",
+                PAGE.as_bytes(),
+                request.is_head(),
+            );
+            log.outcome = "200 page served".to_string();
+            send_and_close(stream, &page, log, config);
         }
-    } else if request.method == "GET" || request.method == "HEAD" {
-        let head_only = request.method == "HEAD";
-        let page = http::response(
-            (200, "OK"),
-            "Cache-Control: no-cache\r\n",
-            "text/html; charset=utf-8",
-            PAGE.as_bytes(),
-            head_only,
-        );
-        log.outcome = "200 page served".to_string();
-        send_and_close(stream, &page, log, config);
-    } else {
-        refuse(stream, &Rejection::MethodNotAllowed, log, config);
+        Route::Refuse(rejection) => refuse(stream, &rejection, request.is_head(), log, config),
     }
 }
 
 /// Answers with an HTTP error and closes.
-fn refuse(stream: TcpStream, rejection: &Rejection, log: &mut ConnectionLog, config: &Config) {
+fn refuse(
+    stream: TcpStream,
+    rejection: &Rejection,
+    head_only: bool,
+    log: &mut ConnectionLog,
+    config: &Config,
+) {
     let (code, _) = rejection.status();
     log.outcome = format!("{code} refused: {}", rejection.message());
-    send_and_close(stream, &rejection.response(false), log, config);
+    send_and_close(stream, &rejection.response(head_only), log, config);
 }
 
 fn send_and_close(

@@ -131,3 +131,12 @@ fn http_1_1_requests_need_a_host() {
     let response = server.http(b"GET / HTTP/1.0\r\n\r\n");
     assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
 }
+
+#[test]
+fn head_errors_have_headers_but_no_body() {
+    let server = Server::start(&["--quiet"]);
+    let response = get(&server, "HEAD /missing HTTP/1.1\r\nHost: localhost");
+    assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
+    assert_ne!(header(&response, "content-length"), Some("0"));
+    assert_eq!(body(&response), "");
+}
