@@ -97,6 +97,8 @@ pub fn response(
 #[derive(Debug)]
 pub struct HeadReader {
     head: Vec<u8>,
+    /// Bytes taken so far, including empty lines dropped before the request line.
+    taken: usize,
     max_bytes: usize,
     max_header_lines: usize,
     line_start: usize,
@@ -109,6 +111,7 @@ impl HeadReader {
     pub fn new(max_bytes: usize, max_header_lines: usize) -> HeadReader {
         HeadReader {
             head: Vec::new(),
+            taken: 0,
             max_bytes,
             max_header_lines,
             line_start: 0,
@@ -121,9 +124,11 @@ impl HeadReader {
     /// `Ok(None)` when all of `data` was taken and more is needed.
     pub fn push(&mut self, data: &[u8]) -> Result<Option<usize>, Rejection> {
         for (i, &byte) in data.iter().enumerate() {
-            if self.head.len() == self.max_bytes {
+            // Empty lines skipped before the request line count too.
+            if self.taken == self.max_bytes {
                 return Err(Rejection::HeadTooLarge("request head too large"));
             }
+            self.taken += 1;
             self.head.push(byte);
             if byte != b'\n' {
                 continue;
@@ -319,6 +324,11 @@ mod tests {
         let mut reader = HeadReader::new(64, 100);
         assert!(matches!(
             reader.push(&[b'a'; 65]),
+            Err(Rejection::HeadTooLarge(_))
+        ));
+        let mut reader = HeadReader::new(64, 100);
+        assert!(matches!(
+            reader.push(&b"\r\n".repeat(33)),
             Err(Rejection::HeadTooLarge(_))
         ));
         let mut reader = HeadReader::new(8192, 2);

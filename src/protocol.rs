@@ -26,12 +26,13 @@ pub enum Message<'a> {
 pub enum Event<'a> {
     /// A whole data message arrived.
     Message(Message<'a>),
-    /// The peer's close frame arrived (with its code, if it carried one). If we had not
-    /// sent a close frame yet, the reply is already in `out`. The connection is finished:
-    /// flush `out`, then close the TCP connection.
+    /// The peer started the close handshake (with this code, if it sent one); the reply
+    /// is already in `out`. The connection is finished: flush `out`, then close TCP.
     Closed { code: Option<u16> },
     /// The peer broke the protocol. A close frame with `err.close_code()` is in `out`.
-    /// Unless [`Protocol::is_finished`], the peer's close frame may still follow.
+    /// Unless [`Protocol::is_finished`], the peer's close frame may still follow; it
+    /// produces no event, it only makes [`Protocol::is_finished`] true, as does the
+    /// answer to a close we started with [`Protocol::close`].
     Failed(ProtocolError),
 }
 
