@@ -257,8 +257,11 @@ fn send_and_close(
     log: &mut ConnectionLog,
     config: &Config,
 ) {
-    let _ = stream.set_write_timeout(Some(config.write_timeout()));
-    if stream.write_all(response).is_ok() {
+    let timeout = config.write_timeout();
+    let sent = stream
+        .set_write_timeout(Some(timeout))
+        .and_then(|()| write_all_within(&mut stream, response, &[], timeout));
+    if sent.is_ok() {
         log.bytes_out += response.len() as u64;
         linger_close(stream, config.close_timeout);
     }
@@ -277,7 +280,7 @@ fn upgrade(
     let setup = stream
         .set_nodelay(true)
         .and_then(|()| stream.set_write_timeout(Some(config.write_timeout())))
-        .and_then(|()| stream.write_all(&response));
+        .and_then(|()| write_all_within(&mut stream, &response, &[], config.write_timeout()));
     if let Err(err) = setup {
         log.outcome = format!("error while completing the handshake: {err}");
         return;
@@ -326,7 +329,7 @@ fn websocket(
                         out.extend_from_slice(payload);
                     } else {
                         // Send a large payload from where it lies, behind what is queued.
-                        write_all_vectored(stream, &out, payload)?;
+                        write_all_within(stream, &out, payload, config.write_timeout())?;
                         log.bytes_out += (out.len() + payload.len()) as u64;
                         out.clear();
                     }
@@ -348,7 +351,7 @@ fn websocket(
         }
         // One write for everything this read produced: replies, pongs and close frames.
         if !out.is_empty() {
-            stream.write_all(&out)?;
+            write_all_within(stream, &out, &[], config.write_timeout())?;
             log.bytes_out += out.len() as u64;
             out.clear();
             if out.capacity() > RETAINED_OUT_CAPACITY {
@@ -406,21 +409,46 @@ fn websocket(
     }
 }
 
-/// Writes `head` and then `body`, in one syscall when the kernel takes them at once.
-fn write_all_vectored(stream: &mut TcpStream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
-    while !head.is_empty() {
+/// Writes `head` and then `body` (in one syscall when the kernel takes them at once), all
+/// within `timeout`. A socket's write timeout bounds each syscall, and a peer that reads a
+/// trickle makes every syscall a partial success, so after a partial write the timeout is
+/// cut to the time left: one reply can never hold the thread longer than `timeout`.
+fn write_all_within(
+    stream: &mut TcpStream,
+    mut head: &[u8],
+    mut body: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut shortened = false;
+    let result = loop {
         match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) if !head.is_empty() || !body.is_empty() => {
+                break Err(io::ErrorKind::WriteZero.into())
+            }
             Ok(n) if n < head.len() => head = &head[n..],
             Ok(n) => {
                 body = &body[n - head.len()..];
                 head = &[];
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+            Err(err) => break Err(err),
         }
+        if head.is_empty() && body.is_empty() {
+            break Ok(());
+        }
+        let Some(left) = time_left(deadline) else {
+            break Err(io::ErrorKind::TimedOut.into());
+        };
+        if let Err(err) = stream.set_write_timeout(Some(left)) {
+            break Err(err);
+        }
+        shortened = true;
+    };
+    if shortened {
+        stream.set_write_timeout(Some(timeout))?;
     }
-    stream.write_all(body)
+    result
 }
 
 /// Closes a connection without losing what we wrote: a socket closed with unread input is
