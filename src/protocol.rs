@@ -10,6 +10,8 @@
 //! UTF-8 validity before the call returns, so a bad byte fails the connection the moment it
 //! arrives rather than at the end of the message.
 
+use std::ops::Range;
+
 use crate::error::{close_code, ProtocolError};
 use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
 
@@ -63,7 +65,10 @@ impl FrameInProgress {
 /// buffer afterwards to build the event.
 enum Completed {
     Nothing,
+    /// A message assembled in the protocol's buffer.
     Message(Opcode),
+    /// A single-frame message unmasked in place: `input[range]`.
+    InPlace(Opcode, Range<usize>),
     Closed(Option<u16>),
     Failed(ProtocolError),
 }
@@ -130,7 +135,15 @@ impl Protocol {
     /// Consumes a prefix of `input` and returns how many bytes it took, with the event those
     /// bytes completed, if any. Call again with the rest of the input until it is empty.
     /// Frames that the protocol answers itself (pings, close) put their reply in `out`.
-    pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Option<Event<'_>>) {
+    ///
+    /// A message whose single frame lies whole in `input` is unmasked where it lies and
+    /// handed out from there, without a copy; so `input` is mutable, and the consumed bytes
+    /// may be changed. Bytes that are not consumed are never touched.
+    pub fn receive<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+        out: &mut Vec<u8>,
+    ) -> (usize, Option<Event<'a>>) {
         if self.delivered {
             self.delivered = false;
             self.message.clear();
@@ -140,29 +153,30 @@ impl Protocol {
             }
         }
         let (used, completed) = self.step(input, out);
-        let event = match completed {
-            Completed::Nothing => None,
-            Completed::Closed(code) => Some(Event::Closed { code }),
-            Completed::Failed(err) => Some(self.fail(err, out)),
-            Completed::Message(Opcode::Text) => match std::str::from_utf8(&self.message) {
-                Ok(text) => {
-                    self.delivered = true;
-                    Some(Event::Message(Message::Text(text)))
-                }
+        let (opcode, payload): (Opcode, &'a [u8]) = match completed {
+            Completed::Nothing => return (used, None),
+            Completed::Closed(code) => return (used, Some(Event::Closed { code })),
+            Completed::Failed(err) => return (used, Some(self.fail(err, out))),
+            Completed::Message(opcode) => {
+                self.delivered = true;
+                (opcode, &self.message)
+            }
+            Completed::InPlace(opcode, range) => (opcode, &input[range]),
+        };
+        let message = match opcode {
+            // Only the last chunk of a text message can still be unchecked here; the bytes
+            // before it were checked as they arrived.
+            Opcode::Text => match std::str::from_utf8(payload) {
+                Ok(text) => Message::Text(text),
                 Err(_) => {
-                    // Only the last chunk can still be unchecked here; the bytes before it
-                    // were checked as they arrived.
                     self.state = State::CloseSent;
                     queue_close(out, ProtocolError::InvalidUtf8.close_code(), "");
-                    Some(Event::Failed(ProtocolError::InvalidUtf8))
+                    return (used, Some(Event::Failed(ProtocolError::InvalidUtf8)));
                 }
             },
-            Completed::Message(_) => {
-                self.delivered = true;
-                Some(Event::Message(Message::Binary(&self.message)))
-            }
+            _ => Message::Binary(payload),
         };
-        (used, event)
+        (used, Some(Event::Message(message)))
     }
 
     /// Sends a ping (for keepalive) if the connection is open.
@@ -193,7 +207,7 @@ impl Protocol {
     }
 
     /// Parses frames from `input` until one completes an event or the input runs out.
-    fn step(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Completed) {
+    fn step(&mut self, input: &mut [u8], out: &mut Vec<u8>) -> (usize, Completed) {
         let mut used = 0;
         loop {
             match self.state {
@@ -215,6 +229,14 @@ impl Protocol {
                             // Skip the refused frame's payload while the peer's close is awaited.
                             self.skip = header.payload_len;
                             return (used, Completed::Failed(err));
+                        }
+                        if let Some(end) = whole_message_end(&header, used, input.len()) {
+                            // The fast path: the whole message is in this read. Unmask it
+                            // where it lies and hand it out from there: no copy.
+                            let mask = header.mask.unwrap_or_default();
+                            apply_mask(&mut input[used..end], mask, 0);
+                            self.message_opcode = None;
+                            return (end, Completed::InPlace(header.opcode, used..end));
                         }
                         FrameInProgress {
                             header,
@@ -427,6 +449,14 @@ impl Protocol {
     }
 }
 
+/// Where a message ends in the input if `header` starts a single-frame data message whose
+/// payload, from `start`, lies whole in an input of `len` bytes.
+fn whole_message_end(header: &FrameHeader, start: usize, len: usize) -> Option<usize> {
+    let single = header.fin && matches!(header.opcode, Opcode::Text | Opcode::Binary);
+    let end = start.checked_add(usize::try_from(header.payload_len).ok()?)?;
+    (single && end <= len).then_some(end)
+}
+
 /// The close code of a close frame's payload, checked as it comes off the wire
 /// (RFC 6455 §5.5.1, §7.4): empty, or a 2-byte allowed code and a UTF-8 reason.
 fn parse_close_payload(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
@@ -477,13 +507,15 @@ mod tests {
     fn events(protocol: &mut Protocol, input: &[u8], chunk: usize) -> (Vec<String>, Vec<u8>) {
         let mut seen = Vec::new();
         let mut out = Vec::new();
-        for mut piece in input.chunks(chunk) {
-            while !piece.is_empty() {
-                let (used, event) = protocol.receive(piece, &mut out);
-                piece = &piece[used..];
+        let mut input = input.to_vec();
+        for piece in input.chunks_mut(chunk) {
+            let mut at = 0;
+            while at < piece.len() {
+                let (used, event) = protocol.receive(&mut piece[at..], &mut out);
                 if let Some(event) = event {
                     seen.push(format!("{event:?}"));
                 }
+                at += used;
             }
         }
         (seen, out)
@@ -510,15 +542,33 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_single_frame_message_is_unmasked_where_it_lies() {
+        let mut protocol = Protocol::new(1 << 20);
+        let mut input = client_frame(true, 0x2, b"in place");
+        let next = client_frame(true, 0x1, b"next");
+        input.extend_from_slice(&next[..5]);
+        let mut out = Vec::new();
+        let (used, event) = protocol.receive(&mut input, &mut out);
+        assert_eq!(event, Some(Event::Message(Message::Binary(b"in place"))));
+        assert_eq!(protocol.message.capacity(), 0, "the payload was copied");
+        assert_eq!(
+            &input[used..],
+            &next[..5],
+            "unconsumed bytes must stay as they were"
+        );
+    }
+
+    #[test]
     fn a_huge_length_claim_allocates_nothing() {
         let mut protocol = Protocol::new(usize::MAX);
         let mut header = vec![0x82, 0xFF];
         header.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
         header.extend_from_slice(&[1, 2, 3, 4]);
         let mut out = Vec::new();
-        let (used, event) = protocol.receive(&header, &mut out);
-        assert_eq!((used, event), (header.len(), None));
-        protocol.receive(&[0; 10], &mut out);
+        let header_len = header.len();
+        let (used, event) = protocol.receive(&mut header, &mut out);
+        assert_eq!((used, event), (header_len, None));
+        protocol.receive(&mut [0; 10], &mut out);
         assert!(
             protocol.message.capacity() <= 4096,
             "{}",
@@ -533,15 +583,17 @@ mod tests {
         let empty = client_frame(false, 0x0, b"");
         let mut stream = client_frame(false, 0x1, b"");
         stream.extend(empty.repeat(1000));
-        let (used, event) = protocol.receive(&stream, &mut out);
-        assert_eq!((used, event), (stream.len(), None));
-        let batch = empty.repeat(1000);
+        let stream_len = stream.len();
+        let (used, event) = protocol.receive(&mut stream, &mut out);
+        assert_eq!((used, event), (stream_len, None));
+        let mut batch = empty.repeat(1000);
         for _ in 0..1000 {
-            assert_eq!(protocol.receive(&batch, &mut out), (batch.len(), None));
+            let batch_len = batch.len();
+            assert_eq!(protocol.receive(&mut batch, &mut out), (batch_len, None));
         }
         assert_eq!(protocol.message.capacity(), 0);
-        let last = client_frame(true, 0x0, b"end");
-        let (_, event) = protocol.receive(&last, &mut out);
+        let mut last = client_frame(true, 0x0, b"end");
+        let (_, event) = protocol.receive(&mut last, &mut out);
         assert_eq!(event, Some(Event::Message(Message::Text("end"))));
         assert!(out.is_empty());
     }
@@ -550,15 +602,15 @@ mod tests {
     fn message_buffer_grows_only_with_arriving_bytes() {
         let mut protocol = Protocol::new(64 << 20);
         let payload = vec![7; 8 << 20];
-        let frame = client_frame(true, 0x2, &payload);
+        let mut frame = client_frame(true, 0x2, &payload);
         let mut out = Vec::new();
-        protocol.receive(&frame[..14 + 100_000], &mut out);
+        protocol.receive(&mut frame[..14 + 100_000], &mut out);
         assert!(
             protocol.message.capacity() <= 2 * 100_000,
             "{}",
             protocol.message.capacity()
         );
-        let (_, event) = protocol.receive(&frame[14 + 100_000..], &mut out);
+        let (_, event) = protocol.receive(&mut frame[14 + 100_000..], &mut out);
         assert_eq!(event, Some(Event::Message(Message::Binary(&payload))));
         assert!(protocol.message.capacity() <= payload.len() + 4096);
     }
@@ -566,14 +618,14 @@ mod tests {
     #[test]
     fn invalid_utf8_fails_in_the_call_that_brings_it() {
         let mut protocol = Protocol::new(1 << 20);
-        let frame = client_frame(
+        let mut frame = client_frame(
             true,
             0x1,
             &[b"abc".as_slice(), &[0xF8], &[b'x'; 100]].concat(),
         );
         let mut out = Vec::new();
-        assert_eq!(protocol.receive(&frame[..6 + 3], &mut out), (9, None));
-        let (_, event) = protocol.receive(&frame[9..10], &mut out);
+        assert_eq!(protocol.receive(&mut frame[..6 + 3], &mut out), (9, None));
+        let (_, event) = protocol.receive(&mut frame[9..10], &mut out);
         assert_eq!(event, Some(Event::Failed(ProtocolError::InvalidUtf8)));
         assert_eq!(out, [0x88, 0x02, 0x03, 0xEF]);
     }
@@ -581,16 +633,17 @@ mod tests {
     #[test]
     fn a_code_point_cut_by_a_chunk_is_not_an_error() {
         let mut protocol = Protocol::new(1 << 20);
-        let frame = client_frame(true, 0x1, "€€".as_bytes());
+        let mut frame = client_frame(true, 0x1, "€€".as_bytes());
         let mut out = Vec::new();
         for i in 0..frame.len() - 1 {
             assert_eq!(
-                protocol.receive(&frame[i..i + 1], &mut out),
+                protocol.receive(&mut frame[i..i + 1], &mut out),
                 (1, None),
                 "byte {i}"
             );
         }
-        let (_, event) = protocol.receive(&frame[frame.len() - 1..], &mut out);
+        let last = frame.len() - 1;
+        let (_, event) = protocol.receive(&mut frame[last..], &mut out);
         assert_eq!(event, Some(Event::Message(Message::Text("€€"))));
     }
 
@@ -598,8 +651,8 @@ mod tests {
     fn after_failing_only_the_peers_close_matters() {
         let mut protocol = Protocol::new(10);
         let mut out = Vec::new();
-        let too_big = client_frame(true, 0x2, &[1; 50]);
-        let (used, event) = protocol.receive(&too_big, &mut out);
+        let mut too_big = client_frame(true, 0x2, &[1; 50]);
+        let (used, event) = protocol.receive(&mut too_big, &mut out);
         assert_eq!(
             event,
             Some(Event::Failed(ProtocolError::MessageTooBig { limit: 10 }))
@@ -609,10 +662,11 @@ mod tests {
         let mut rest = too_big[used..].to_vec();
         rest.extend(client_frame(true, 0x9, b"ping"));
         rest.extend(client_frame(true, 0x1, b"text"));
-        assert_eq!(protocol.receive(&rest, &mut out), (rest.len(), None));
+        let rest_len = rest.len();
+        assert_eq!(protocol.receive(&mut rest, &mut out), (rest_len, None));
         assert!(!protocol.is_finished());
-        let close = client_frame(true, 0x8, &[0x03, 0xF1]);
-        protocol.receive(&close, &mut out);
+        let mut close = client_frame(true, 0x8, &[0x03, 0xF1]);
+        protocol.receive(&mut close, &mut out);
         assert!(protocol.is_finished());
         assert_eq!(out.len(), 4, "nothing was sent after our close");
     }
@@ -627,7 +681,7 @@ mod tests {
         assert!(!protocol.is_open() && !protocol.is_finished());
         protocol.send_ping(b"late", &mut out);
         assert_eq!(out.len(), 16, "no ping after close");
-        protocol.receive(&client_frame(true, 0x8, b""), &mut out);
+        protocol.receive(&mut client_frame(true, 0x8, b""), &mut out);
         assert!(protocol.is_finished());
     }
 }

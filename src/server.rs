@@ -316,10 +316,9 @@ fn websocket(
     let mut read_timeout = None;
     stream.set_read_timeout(read_timeout)?;
     loop {
-        let mut input = &buf[pending.clone()];
-        while !input.is_empty() {
-            let (used, event) = protocol.receive(input, &mut out);
-            input = &input[used..];
+        while !pending.is_empty() {
+            let (used, event) = protocol.receive(&mut buf[pending.clone()], &mut out);
+            pending.start += used;
             match event {
                 None => {}
                 Some(Event::Message(message)) => {

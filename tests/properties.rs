@@ -369,6 +369,8 @@ fn chunks() -> impl Strategy<Value = Chunks> {
 /// handed to `receive` again and again until it is used up. Fails the test case if a call
 /// takes more than it was given, or if calls stop making progress.
 fn feed(max_message_size: usize, input: &[u8], chunks: &Chunks) -> Result<Run, TestCaseError> {
+    // `receive` may unmask consumed bytes in place, so each delivery gets its own copy.
+    let mut input = input.to_vec();
     let mut protocol = Protocol::new(max_message_size);
     // Reserved up front: every reply is shorter than the frame that caused it (plus one
     // close frame), so `out` never grows inside `receive` and the heap count is the
@@ -386,7 +388,7 @@ fn feed(max_message_size: usize, input: &[u8], chunks: &Chunks) -> Result<Run, T
         let mut stalled = 0;
         while at < end {
             let tracked = heap::Tracked::start();
-            let (used, event) = protocol.receive(&input[at..end], &mut out);
+            let (used, event) = protocol.receive(&mut input[at..end], &mut out);
             drop(tracked);
             let event = event.map(Ev::from_event);
             prop_assert!(
