@@ -90,10 +90,14 @@ pub struct Protocol {
     skip: u64,
     /// The opcode (text or binary) of the data message being assembled, if any.
     message_opcode: Option<Opcode>,
-    /// The unmasked payload of the data message being assembled.
+    /// The unmasked payload of the binary message being assembled.
     message: Vec<u8>,
-    /// How many leading bytes of a text `message` are known to be valid UTF-8.
-    utf8_checked: usize,
+    /// The text message being assembled: valid UTF-8 by construction.
+    text: String,
+    /// A code point cut by the end of a chunk: at most 3 bytes wait here, and room for
+    /// the 4th that completes it.
+    carry: [u8; 4],
+    carry_len: usize,
     /// The message was handed out by the previous call and is cleared by the next one.
     delivered: bool,
     /// The payload of the control frame being received (RFC 6455 §5.5: at most 125 bytes).
@@ -114,7 +118,9 @@ impl Protocol {
             skip: 0,
             message_opcode: None,
             message: Vec::new(),
-            utf8_checked: 0,
+            text: String::new(),
+            carry: [0; 4],
+            carry_len: 0,
             delivered: false,
             control: [0; 125],
             control_len: 0,
@@ -147,25 +153,30 @@ impl Protocol {
         if self.delivered {
             self.delivered = false;
             self.message.clear();
-            self.utf8_checked = 0;
+            self.text.clear();
             if self.message.capacity() > RETAINED_CAPACITY {
                 self.message = Vec::new();
             }
+            if self.text.capacity() > RETAINED_CAPACITY {
+                self.text = String::new();
+            }
         }
         let (used, completed) = self.step(input, out);
-        let (opcode, payload): (Opcode, &'a [u8]) = match completed {
+        let (opcode, payload) = match completed {
             Completed::Nothing => return (used, None),
             Completed::Closed(code) => return (used, Some(Event::Closed { code })),
             Completed::Failed(err) => return (used, Some(self.fail(err, out))),
-            Completed::Message(opcode) => {
+            Completed::Message(Opcode::Text) => {
                 self.delivered = true;
-                (opcode, &self.message)
+                return (used, Some(Event::Message(Message::Text(&self.text))));
+            }
+            Completed::Message(_) => {
+                self.delivered = true;
+                return (used, Some(Event::Message(Message::Binary(&self.message))));
             }
             Completed::InPlace(opcode, range) => (opcode, &input[range]),
         };
         let message = match opcode {
-            // Only the last chunk of a text message can still be unchecked here; the bytes
-            // before it were checked as they arrived.
             Opcode::Text => match std::str::from_utf8(payload) {
                 Ok(text) => Message::Text(text),
                 Err(_) => {
@@ -249,14 +260,14 @@ impl Protocol {
             };
             let available = input.len() - used;
             let take = usize::try_from(frame.remaining()).map_or(available, |r| r.min(available));
-            let chunk = &input[used..used + take];
+            let chunk = used..used + take;
             used += take;
             let frame = FrameInProgress {
                 received: frame.received + take as u64,
                 ..frame
             };
             self.frame = (frame.remaining() > 0).then_some(frame);
-            if let Err(err) = self.take_payload(&frame, chunk) {
+            if let Err(err) = self.take_payload(&frame, &mut input[chunk]) {
                 self.skip = frame.remaining();
                 self.frame = None;
                 return (used, Completed::Failed(err));
@@ -351,13 +362,17 @@ impl Protocol {
             (Opcode::Text | Opcode::Binary, Some(_)) => {
                 return Err(ProtocolError::DataInsideFragmentedMessage)
             }
-            (Opcode::Text | Opcode::Binary, None) => self.message_opcode = Some(header.opcode),
+            (Opcode::Text | Opcode::Binary, None) => {
+                self.message_opcode = Some(header.opcode);
+                self.reuse_buffer_for(header.opcode);
+            }
             _ => {}
         }
         // Judge the size from the header, before a single payload byte is read: a claim of
         // 2^63 bytes must cost nothing. The message buffer only grows as bytes arrive.
         let limit = self.max_message_size as u64;
-        if header.payload_len > limit - (self.message.len() as u64).min(limit) {
+        let so_far = (self.message.len() + self.text.len() + self.carry_len) as u64;
+        if header.payload_len > limit - so_far.min(limit) {
             return Err(ProtocolError::MessageTooBig {
                 limit: self.max_message_size,
             });
@@ -365,53 +380,76 @@ impl Protocol {
         Ok(())
     }
 
-    /// Stores and unmasks one chunk of the current frame's payload.
-    fn take_payload(&mut self, frame: &FrameInProgress, chunk: &[u8]) -> Result<(), ProtocolError> {
+    /// Hands the allocation of the (empty) buffer of the other message kind to the one
+    /// that `opcode` starts, so a connection keeps one message buffer, not two.
+    fn reuse_buffer_for(&mut self, opcode: Opcode) {
+        if opcode == Opcode::Text && self.text.capacity() == 0 {
+            // An empty buffer is valid UTF-8: this never fails, and never copies.
+            self.text = String::from_utf8(std::mem::take(&mut self.message)).unwrap_or_default();
+        } else if opcode == Opcode::Binary && self.message.capacity() == 0 {
+            self.message = std::mem::take(&mut self.text).into_bytes();
+        }
+    }
+
+    /// Unmasks one chunk of the current frame's payload (in place: these bytes are
+    /// consumed) and stores it.
+    fn take_payload(
+        &mut self,
+        frame: &FrameInProgress,
+        chunk: &mut [u8],
+    ) -> Result<(), ProtocolError> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let mask = frame.header.mask.unwrap_or_default();
         let offset = (frame.received - chunk.len() as u64) as usize % 4;
+        apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
         if frame.header.opcode.is_control() {
             let start = self.control_len;
             self.control[start..start + chunk.len()].copy_from_slice(chunk);
             self.control_len += chunk.len();
-            apply_mask(&mut self.control[start..self.control_len], mask, offset);
             return Ok(());
         }
-        let start = self.message.len();
-        self.reserve(chunk.len(), frame.remaining());
-        self.message.extend_from_slice(chunk);
-        apply_mask(&mut self.message[start..], mask, offset);
-        let message_complete = frame.header.fin && frame.remaining() == 0;
-        if self.message_opcode == Some(Opcode::Text) && !message_complete {
-            self.check_utf8_so_far()?;
+        if self.message_opcode != Some(Opcode::Text) {
+            let needed = self.message.len() + chunk.len();
+            let target = capacity_for(needed, self.message.capacity(), frame);
+            self.message.reserve_exact(target - self.message.len());
+            self.message.extend_from_slice(chunk);
+            return Ok(());
         }
-        Ok(())
+        // The carried bytes of a cut code point are pushed with this chunk.
+        let needed = self.text.len() + self.carry_len + chunk.len();
+        let target = capacity_for(needed, self.text.capacity(), frame);
+        self.text.reserve_exact(target - self.text.len());
+        self.push_text(chunk)
     }
 
-    /// Grows the message buffer for `incoming` bytes: geometrically, so a large message
-    /// is copied O(1) times, but never past the end of the current frame, whose length is
-    /// known, so the buffer stays within what actually arrives.
-    fn reserve(&mut self, incoming: usize, frame_remaining: u64) {
-        let needed = self.message.len() + incoming;
-        if needed <= self.message.capacity() {
-            return;
+    /// Appends text as it arrives, checking each byte once. A code point cut by the end of
+    /// a chunk waits in `carry` (at most 3 bytes) for the rest; what can no longer become
+    /// valid UTF-8 fails in the call that brings it.
+    fn push_text(&mut self, mut chunk: &[u8]) -> Result<(), ProtocolError> {
+        if self.carry_len > 0 {
+            let width = utf8_width(self.carry[0]);
+            let take = (width - self.carry_len).min(chunk.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&chunk[..take]);
+            self.carry_len += take;
+            chunk = &chunk[take..];
+            match std::str::from_utf8(&self.carry[..self.carry_len]) {
+                Ok(code_point) => {
+                    self.text.push_str(code_point);
+                    self.carry_len = 0;
+                }
+                Err(err) if err.error_len().is_none() => return Ok(()),
+                Err(_) => return Err(ProtocolError::InvalidUtf8),
+            }
         }
-        let frame_end = (needed as u64).saturating_add(frame_remaining);
-        let doubled = (self.message.capacity() as u64 * 2).max(4096);
-        let target = doubled.min(frame_end).max(needed as u64) as usize;
-        self.message.reserve_exact(target - self.message.len());
-    }
-
-    /// Fails fast on text that can no longer become valid UTF-8, while allowing the last
-    /// code point to be cut off by the end of a chunk (at most 3 bytes left unchecked).
-    fn check_utf8_so_far(&mut self) -> Result<(), ProtocolError> {
-        match std::str::from_utf8(&self.message[self.utf8_checked..]) {
-            Ok(_) => self.utf8_checked = self.message.len(),
-            Err(err) if err.error_len().is_none() => self.utf8_checked += err.valid_up_to(),
-            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        let (whole, tail) = chunk.split_at(cut_code_point_start(chunk));
+        let whole = std::str::from_utf8(whole).map_err(|_| ProtocolError::InvalidUtf8)?;
+        self.text.push_str(whole);
+        if std::str::from_utf8(tail).is_err_and(|err| err.error_len().is_some()) {
+            return Err(ProtocolError::InvalidUtf8);
         }
+        self.carry[..tail.len()].copy_from_slice(tail);
+        self.carry_len = tail.len();
         Ok(())
     }
 
@@ -439,6 +477,8 @@ impl Protocol {
             }
             // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
             Opcode::Pong => Completed::Nothing,
+            // A text message may not end inside a code point.
+            _ if header.fin && self.carry_len > 0 => Completed::Failed(ProtocolError::InvalidUtf8),
             // A final data frame completes the message that `start_frame` opened.
             _ if header.fin => self
                 .message_opcode
@@ -447,6 +487,44 @@ impl Protocol {
             _ => Completed::Nothing,
         }
     }
+}
+
+/// The capacity a message buffer needs to hold `needed` bytes: it grows geometrically, so
+/// a large message is copied O(1) times, but never past the end of the current frame,
+/// whose length is known, so the buffer stays within what actually arrives.
+fn capacity_for(needed: usize, capacity: usize, frame: &FrameInProgress) -> usize {
+    if needed <= capacity {
+        return capacity;
+    }
+    let frame_end = (needed as u64).saturating_add(frame.remaining());
+    let doubled = (capacity as u64 * 2).max(4096);
+    doubled.min(frame_end).max(needed as u64) as usize
+}
+
+/// The length of the UTF-8 sequence a lead byte starts (1 for bytes that start none).
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 1,
+    }
+}
+
+/// Where a code point cut by the end of `bytes` starts, or `bytes.len()` if none is cut.
+/// UTF-8 is self-synchronising: the lead byte is among the last three.
+fn cut_code_point_start(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let at = bytes.len() - back;
+        if bytes[at] & 0xC0 != 0x80 {
+            return if utf8_width(bytes[at]) > back {
+                at
+            } else {
+                bytes.len()
+            };
+        }
+    }
+    bytes.len()
 }
 
 /// Where a message ends in the input if `header` starts a single-frame data message whose
@@ -591,7 +669,7 @@ mod tests {
             let batch_len = batch.len();
             assert_eq!(protocol.receive(&mut batch, &mut out), (batch_len, None));
         }
-        assert_eq!(protocol.message.capacity(), 0);
+        assert_eq!(protocol.text.capacity(), 0);
         let mut last = client_frame(true, 0x0, b"end");
         let (_, event) = protocol.receive(&mut last, &mut out);
         assert_eq!(event, Some(Event::Message(Message::Text("end"))));
