@@ -320,7 +320,9 @@ impl ServerProc {
         let mut cmd = match server {
             Server::PureWs => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_pure-ws"));
-                c.args(["--port", "0", "--echo", "exact", "--quiet"]);
+                // No connection cap: `idle` may hold more than the default 10,000.
+                c.args(["--port", "0", "--echo", "exact", "--quiet"])
+                    .args(["--max-connections", "1000000"]);
                 c
             }
             Server::Tcp => {
@@ -1103,6 +1105,13 @@ fn scenario_idle(server: Server, proc_: &ServerProc, n: usize) -> Res<Idle> {
         }
     };
     let (rss1, threads) = settle()?;
+    // With all of them held, a newcomer must still be served.
+    Client::open(server, proc_.addr)
+        .and_then(|mut c| {
+            c.echo_text(&small_text(n as u64, 0))
+                .and_then(|()| c.close())
+        })
+        .map_err(|e| format!("a new client while {n} are idle: {e}"))?;
     for (i, c) in clients.iter_mut().enumerate() {
         c.echo_text(&small_text(i as u64, 0))
             .map_err(|e| format!("idle connection #{i}: {e}"))?;
