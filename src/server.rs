@@ -92,7 +92,6 @@ impl Server {
         };
         let config = Arc::clone(&self.config);
         let spawned = thread::Builder::new()
-            .name(format!("conn {peer}"))
             .stack_size(STACK_SIZE)
             .spawn(move || {
                 run_isolated(slot, peer, config.quiet, |log| {
@@ -312,9 +311,8 @@ fn websocket(
     let mut close_deadline = None;
     let mut ping_sent = false;
     // Set the read timeout only when it changes: a syscall per message would cost more
-    // than the echo itself.
-    let mut read_timeout = None;
-    stream.set_read_timeout(read_timeout)?;
+    // than the echo itself. `None`: what the handshake left on the socket.
+    let mut read_timeout: Option<Option<Duration>> = None;
     loop {
         while !pending.is_empty() {
             let (used, event) = protocol.receive(&mut buf[pending.clone()], &mut out);
@@ -375,9 +373,9 @@ fn websocket(
         if pending.end == buf.len() && buf.len() < MAX_READ_SIZE {
             buf.resize(buf.len() * 2, 0);
         }
-        if timeout != read_timeout {
+        if read_timeout != Some(timeout) {
             stream.set_read_timeout(timeout)?;
-            read_timeout = timeout;
+            read_timeout = Some(timeout);
         }
         pending = 0..0;
         match stream.read(&mut buf) {
