@@ -775,3 +775,21 @@ fn help_lists_every_option() {
         assert!(help.contains(option), "{option} missing from --help");
     }
 }
+
+#[test]
+fn running_out_of_file_descriptors_is_logged_and_survived() {
+    // Room for the standard streams, the listener and a handful of connections.
+    let server = Server::start_with_fd_limit(12, &[]);
+    let mut held: Vec<_> = (0..12).map(|_| server.connect()).collect();
+    for stream in &mut held {
+        // Whatever the server could accept gets a full request; the rest wait in the backlog.
+        let _ = stream.write_all(common::upgrade_request("/").as_bytes());
+    }
+    let line = server.wait_for_log("accept failed");
+    assert!(line.contains("open files"), "{line}");
+    drop(held);
+    // Once descriptors are free again, the backlog drains and new clients are served.
+    let mut client = server.ws();
+    client.send_text("still alive");
+    client.expect_text("Server got: still alive");
+}

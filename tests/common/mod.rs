@@ -32,9 +32,24 @@ pub struct Server {
 impl Server {
     /// Starts `pure-ws --port 0 ARGS...` and waits for the address it prints.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pure-ws"));
+        command.args(["--port", "0"]).args(args);
+        Server::spawn(command)
+    }
+
+    /// Like `start`, but the server may open at most `fds` file descriptors.
+    pub fn start_with_fd_limit(fds: u32, args: &[&str]) -> Server {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", &format!("ulimit -n {fds} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_pure-ws"))
             .args(["--port", "0"])
-            .args(args)
+            .args(args);
+        Server::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
