@@ -538,6 +538,30 @@ fn assert_rtt(cdp: &mut Cdp, echo: &str) {
     );
 }
 
+/// Waits for the page to show the connection closed with `code`, explained in `words`,
+/// with Reconnect offered and Send disabled.
+fn expect_closed(cdp: &mut Cdp, when: &str, code: &str, words: &str) {
+    cdp.wait_for(
+        &format!("the page to show the connection closed {when}"),
+        &format!("{STATE} === 'closed'"),
+    );
+    let status = cdp.eval_str(STATUS);
+    assert!(
+        status.contains("Closed") && status.contains(code) && status.contains(words),
+        "status {when} should name {code} as {words:?}: {status:?}"
+    );
+    assert_eq!(
+        cdp.eval(RECONNECT_VISIBLE),
+        json!(true),
+        "Reconnect must show when closed"
+    );
+    assert_eq!(
+        cdp.eval(SEND_DISABLED),
+        json!(true),
+        "Send must be disabled when closed"
+    );
+}
+
 #[test]
 #[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
 fn echo_page_in_headless_chromium() {
@@ -671,25 +695,7 @@ fn echo_page_in_headless_chromium() {
 
     // 4. Disconnect: a clean close (1000), then Reconnect and echo again.
     cdp.click("disconnect");
-    cdp.wait_for(
-        "a clean close after Disconnect",
-        &format!("{STATE} === 'closed'"),
-    );
-    let status = cdp.eval_str(STATUS);
-    assert!(
-        status.contains("1000") && status.contains("Normal closure"),
-        "status after Disconnect: {status:?}"
-    );
-    assert_eq!(
-        cdp.eval(RECONNECT_VISIBLE),
-        json!(true),
-        "Reconnect must show when closed"
-    );
-    assert_eq!(
-        cdp.eval(SEND_DISABLED),
-        json!(true),
-        "Send must be disabled when closed"
-    );
+    expect_closed(&mut cdp, "after Disconnect", "1000", "Normal closure");
     cdp.click("reconnect");
     cdp.wait_for("the connection to reopen", &format!("{STATE} === 'open'"));
     assert_eq!(
@@ -727,28 +733,11 @@ fn echo_page_in_headless_chromium() {
 
     // 5. The server goes away: the page says so, with code 1006, and offers Reconnect.
     server.kill();
-    cdp.wait_for(
-        "the page to notice the server is gone",
-        &format!("{STATE} === 'closed'"),
-    );
-    let status = cdp.eval_str(STATUS);
-    assert!(
-        status.contains("Closed") && status.contains("1006"),
-        "status after the server died: {status:?}"
-    );
-    assert!(
-        status.contains("Abnormal closure"),
-        "close code 1006 should be explained in words: {status:?}"
-    );
-    assert_eq!(
-        cdp.eval(RECONNECT_VISIBLE),
-        json!(true),
-        "Reconnect must show when closed"
-    );
-    assert_eq!(
-        cdp.eval(SEND_DISABLED),
-        json!(true),
-        "Send must be disabled when closed"
+    expect_closed(
+        &mut cdp,
+        "after the server went away",
+        "1006",
+        "Abnormal closure",
     );
     cdp.assert_clean("after the server went away");
     cdp.screenshot(&target.join("browser-screenshot-closed.png"));

@@ -919,6 +919,24 @@ enum Mutation {
     Truncate,
 }
 
+/// Applies each mutation at its position in turn.
+fn mutate(mut bytes: Vec<u8>, mutations: &[(Index, Mutation)]) -> Vec<u8> {
+    for (at, mutation) in mutations {
+        let i = at.index(bytes.len() + 1);
+        match *mutation {
+            Mutation::Insert(byte) => bytes.insert(i, byte),
+            _ if i == bytes.len() => {}
+            Mutation::Flip(bit) => bytes[i] ^= 1 << (bit % 8),
+            Mutation::Set(byte) => bytes[i] = byte,
+            Mutation::Delete => {
+                bytes.remove(i);
+            }
+            Mutation::Truncate => bytes.truncate(i),
+        }
+    }
+    bytes
+}
+
 #[derive(Clone, Debug)]
 enum Input {
     Raw(Vec<u8>),
@@ -931,23 +949,7 @@ impl Input {
         match self {
             Input::Raw(bytes) => bytes.clone(),
             Input::Soup(frames) => frames.iter().flat_map(SoupFrame::bytes).collect(),
-            Input::Mutated(stream, mutations) => {
-                let mut bytes = stream.expected().bytes;
-                for (at, mutation) in mutations {
-                    let i = at.index(bytes.len() + 1);
-                    match *mutation {
-                        Mutation::Insert(byte) => bytes.insert(i, byte),
-                        _ if i == bytes.len() => {}
-                        Mutation::Flip(bit) => bytes[i] ^= 1 << (bit % 8),
-                        Mutation::Set(byte) => bytes[i] = byte,
-                        Mutation::Delete => {
-                            bytes.remove(i);
-                        }
-                        Mutation::Truncate => bytes.truncate(i),
-                    }
-                }
-                bytes
-            }
+            Input::Mutated(stream, mutations) => mutate(stream.expected().bytes, mutations),
         }
     }
 }
@@ -1569,22 +1571,7 @@ fn http_data(scale: usize) -> impl Strategy<Value = Vec<u8>> {
             prop::sample::select(vec![b'\r', b'\n', b'a', b':', b' ', b'G']), 0..50 * scale),
         4 => head_bytes(),
         2 => (head_bytes(), prop::collection::vec((any::<Index>(), mutation()), 1..4)).prop_map(
-            |(mut bytes, mutations)| {
-                for (at, mutation) in mutations {
-                    let i = at.index(bytes.len() + 1);
-                    match mutation {
-                        Mutation::Insert(byte) => bytes.insert(i, byte),
-                        _ if i == bytes.len() => {}
-                        Mutation::Flip(bit) => bytes[i] ^= 1 << (bit % 8),
-                        Mutation::Set(byte) => bytes[i] = byte,
-                        Mutation::Delete => {
-                            bytes.remove(i);
-                        }
-                        Mutation::Truncate => bytes.truncate(i),
-                    }
-                }
-                bytes
-            }
+            |(bytes, mutations)| mutate(bytes, &mutations)
         ),
     ]
 }
