@@ -15,8 +15,8 @@ use std::ops::Range;
 use crate::error::{close_code, ProtocolError};
 use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
 
-/// A complete message from the peer, borrowed from the protocol's buffer until the next
-/// call to `receive`.
+/// A complete message from the peer, borrowed until the next call to `receive` from the
+/// protocol's buffer, or from the input itself when the message arrived whole in it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message<'a> {
     Text(&'a str),
