@@ -1,8 +1,6 @@
 //! Just enough HTTP/1.1: a bounded, incremental request-head reader, a parser for the head,
 //! and the plain responses the server sends (the page and its errors).
 
-use std::fmt::Write as _;
-
 /// An HTTP error response, carrying its status: every way a request is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -74,16 +72,13 @@ pub fn response(
     body: &[u8],
     head_only: bool,
 ) -> Vec<u8> {
-    let mut head = String::new();
-    let _ = write!(
-        head,
-        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+    let (code, reason) = status;
+    let mut bytes = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n{extra_headers}\r\n",
-        status.0,
-        status.1,
         body.len()
-    );
-    let mut bytes = head.into_bytes();
+    )
+    .into_bytes();
     if !head_only {
         bytes.extend_from_slice(body);
     }

@@ -2,7 +2,6 @@
 //! hand the bytes to the protocol, `write` what comes back. Every protocol decision lives in
 //! `http`, `handshake` and `protocol`; this module only moves bytes and keeps time.
 
-use std::fmt::Write as _;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
@@ -165,9 +164,7 @@ impl ConnectionLog {
     }
 
     fn line(&self) -> String {
-        let mut line = String::new();
-        let _ = write!(
-            line,
+        format!(
             "{} {} {} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, {} bytes",
             self.peer,
             self.path,
@@ -177,8 +174,7 @@ impl ConnectionLog {
             self.bytes_in,
             self.messages_out,
             self.bytes_out
-        );
-        line
+        )
     }
 }
 
