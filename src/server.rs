@@ -180,6 +180,11 @@ impl ConnectionLog {
 
 /// Serves one connection from accept to close.
 fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) {
+    // Set once for the whole connection; `write_all_within` restores it after shortening it.
+    if let Err(err) = stream.set_write_timeout(Some(config.write_timeout())) {
+        log.outcome = format!("could not set the write timeout: {err}");
+        return;
+    }
     let mut buf = vec![0; FIRST_READ_SIZE];
     let mut reader = HeadReader::new(config.max_head_bytes, config.max_header_lines);
     let deadline = Instant::now() + config.handshake_timeout;
@@ -252,11 +257,7 @@ fn send_and_close(
     log: &mut ConnectionLog,
     config: &Config,
 ) {
-    let timeout = config.write_timeout();
-    let sent = stream
-        .set_write_timeout(Some(timeout))
-        .and_then(|()| write_all_within(&mut stream, response, &[], timeout));
-    if sent.is_ok() {
+    if write_all_within(&mut stream, response, &[], config.write_timeout()).is_ok() {
         log.bytes_out += response.len() as u64;
         linger_close(stream, config.close_timeout);
     }
@@ -274,7 +275,6 @@ fn upgrade(
     let response = handshake::switching_protocols(accept);
     let setup = stream
         .set_nodelay(true)
-        .and_then(|()| stream.set_write_timeout(Some(config.write_timeout())))
         .and_then(|()| write_all_within(&mut stream, &response, &[], config.write_timeout()));
     if let Err(err) = setup {
         log.outcome = format!("error while completing the handshake: {err}");
