@@ -11,6 +11,7 @@ pub struct Config {
     pub host: String,
     /// Port to listen on; 0 picks any free port.
     pub port: u16,
+    /// How messages are answered.
     pub echo: EchoMode,
     /// Largest data message accepted, in payload bytes; larger ones get close code 1009.
     pub max_message_size: usize,

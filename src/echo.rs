@@ -1,7 +1,6 @@
 //! The application: what the server answers to each message it receives.
 
-use crate::frame::{encode_header, Opcode};
-use crate::protocol::Message;
+use crate::protocol::{Message, MessageKind};
 
 /// The bytes put in front of every reply in [`EchoMode::Prefix`].
 pub const PREFIX: &[u8] = b"Server got: ";
@@ -15,49 +14,71 @@ pub enum EchoMode {
     Exact,
 }
 
-/// Appends the header and prefix of the reply to `message` to `out`, and returns the
-/// payload bytes that must follow them. The caller copies a small payload behind the
-/// header or writes a large one straight from the message buffer, saving a copy.
-pub fn reply<'m>(mode: EchoMode, message: &Message<'m>, out: &mut Vec<u8>) -> &'m [u8] {
-    let (opcode, payload) = match *message {
-        Message::Text(text) => (Opcode::Text, text.as_bytes()),
-        Message::Binary(bytes) => (Opcode::Binary, bytes),
+/// The answer to one message: a message of the same kind whose payload is `prefix`
+/// followed by `payload`, kept apart so a large payload can be sent from where it lies.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply<'m> {
+    /// Text for text, binary for binary.
+    pub kind: MessageKind,
+    /// The fixed bytes that come first.
+    pub prefix: &'static [u8],
+    /// The received message's payload.
+    pub payload: &'m [u8],
+}
+
+impl Reply<'_> {
+    /// The payload length of the reply message.
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.payload.len()
+    }
+
+    /// Whether the reply message is empty (an empty message in exact mode).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The reply to `message`. A prefixed text message stays valid UTF-8: the prefix is ASCII.
+pub fn reply<'m>(mode: EchoMode, message: &Message<'m>) -> Reply<'m> {
+    let payload = match *message {
+        Message::Text(text) => text.as_bytes(),
+        Message::Binary(bytes) => bytes,
     };
     let prefix = match mode {
         EchoMode::Prefix => PREFIX,
         EchoMode::Exact => &[],
     };
-    encode_header(out, opcode, prefix.len() + payload.len(), None);
-    out.extend_from_slice(prefix);
-    payload
+    Reply {
+        kind: message.kind(),
+        prefix,
+        payload,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn whole_reply(mode: EchoMode, message: Message) -> Vec<u8> {
-        let mut out = Vec::new();
-        let payload = reply(mode, &message, &mut out);
-        out.extend_from_slice(payload);
-        out
-    }
-
     #[test]
     fn prefixes_text_and_binary() {
-        let text = whole_reply(EchoMode::Prefix, Message::Text("hi"));
-        assert_eq!(text, b"\x81\x0eServer got: hi");
-        let binary = whole_reply(EchoMode::Prefix, Message::Binary(&[0, 255]));
-        assert_eq!(binary, b"\x82\x0eServer got: \x00\xff");
+        let text = reply(EchoMode::Prefix, &Message::Text("hi"));
+        assert_eq!(
+            (text.kind, text.prefix, text.payload),
+            (MessageKind::Text, PREFIX, &b"hi"[..])
+        );
+        assert_eq!(text.len(), 14);
+        let binary = reply(EchoMode::Prefix, &Message::Binary(&[0, 255]));
+        assert_eq!(binary.kind, MessageKind::Binary);
+        assert_eq!(binary.len(), 14);
     }
 
     #[test]
     fn exact_mode_returns_the_message_unchanged() {
-        assert_eq!(whole_reply(EchoMode::Exact, Message::Text("")), b"\x81\x00");
+        let empty = reply(EchoMode::Exact, &Message::Text(""));
+        assert!(empty.is_empty());
         let big = vec![7u8; 70_000];
-        let mut out = Vec::new();
-        let payload = reply(EchoMode::Exact, &Message::Binary(&big), &mut out);
-        assert_eq!(out, [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
-        assert_eq!(payload, &big[..]);
+        let exact = reply(EchoMode::Exact, &Message::Binary(&big));
+        assert_eq!(exact.prefix, b"");
+        assert_eq!(exact.payload, &big[..]);
     }
 }

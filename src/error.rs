@@ -3,50 +3,60 @@
 
 use std::fmt;
 
-/// Close codes this server sends (RFC 6455 §7.4.1).
-pub mod close_code {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    pub const INTERNAL_ERROR: u16 = 1011;
+use crate::close::CloseCode;
 
-    /// Whether a peer may put `code` in a close frame (RFC 6455 §7.4; 1012–1014 were
-    /// registered with IANA later). 1004–1006 and 1015 are reserved and never sent on
-    /// the wire; 3000–4999 belong to libraries and applications.
-    pub fn allowed_on_wire(code: u16) -> bool {
-        matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-    }
-}
-
-/// A protocol violation by the peer. The connection fails with `close_code()`.
+/// A protocol violation by the peer. The connection fails with [`ProtocolError::close_code`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolError {
+    /// RSV1, RSV2 or RSV3 set with no extension negotiated (§5.2).
     ReservedBits,
+    /// A reserved opcode, 0x3–0x7 or 0xB–0xF (§5.2).
     UnknownOpcode,
+    /// A client frame without a mask (§5.1).
     Unmasked,
+    /// A control frame with FIN clear (§5.5).
     FragmentedControl,
+    /// A control frame with more than 125 bytes of payload (§5.5).
     ControlTooLong,
+    /// A 64-bit length with its most significant bit set (§5.2).
     LengthTopBit,
+    /// A continuation frame with no fragmented message in progress (§5.4).
     ContinuationWithoutStart,
+    /// A text or binary frame while a fragmented message is still in progress (§5.4).
     DataInsideFragmentedMessage,
+    /// A close frame whose payload is a single byte (§5.5.1).
     ClosePayloadOneByte,
+    /// A close code that may not be sent in a close frame (§7.4).
     CloseCodeNotAllowed(u16),
+    /// A text message that is not valid UTF-8 (§5.6, §8.1).
     InvalidUtf8,
+    /// A close reason that is not valid UTF-8 (§5.5.1).
     CloseReasonUtf8,
-    MessageTooBig { limit: usize },
+    /// A message longer than the configured limit (§7.4.1, code 1009).
+    MessageTooBig {
+        /// The limit in force, in payload bytes.
+        limit: usize,
+    },
 }
 
 impl ProtocolError {
     /// The close code that reports this error to the peer.
-    pub fn close_code(self) -> u16 {
+    pub fn close_code(self) -> CloseCode {
         match self {
+            ProtocolError::ReservedBits
+            | ProtocolError::UnknownOpcode
+            | ProtocolError::Unmasked
+            | ProtocolError::FragmentedControl
+            | ProtocolError::ControlTooLong
+            | ProtocolError::LengthTopBit
+            | ProtocolError::ContinuationWithoutStart
+            | ProtocolError::DataInsideFragmentedMessage
+            | ProtocolError::ClosePayloadOneByte
+            | ProtocolError::CloseCodeNotAllowed(_) => CloseCode::PROTOCOL_ERROR,
             ProtocolError::InvalidUtf8 | ProtocolError::CloseReasonUtf8 => {
-                close_code::INVALID_PAYLOAD
+                CloseCode::INVALID_PAYLOAD
             }
-            ProtocolError::MessageTooBig { .. } => close_code::MESSAGE_TOO_BIG,
-            _ => close_code::PROTOCOL_ERROR,
+            ProtocolError::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
         }
     }
 }

@@ -3,15 +3,22 @@
 //! Nothing here knows about messages or connections; `protocol` builds those on top.
 
 use crate::error::ProtocolError;
+use crate::Status;
 
 /// Frame opcodes (RFC 6455 §5.2, §11.8). Reserved opcodes never become an `Opcode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opcode {
+    /// 0x0: the next fragment of a fragmented message.
     Continuation,
+    /// 0x1: the first frame of a text message.
     Text,
+    /// 0x2: the first frame of a binary message.
     Binary,
+    /// 0x8: the close handshake.
     Close,
+    /// 0x9: a ping, answered with a pong.
     Ping,
+    /// 0xA: a pong.
     Pong,
 }
 
@@ -47,111 +54,125 @@ impl Opcode {
     }
 }
 
+/// The three ways a frame header carries its payload length (RFC 6455 §5.2): in the 7 bits
+/// of the second byte, or a 126 or 127 there followed by a 16-bit or a 64-bit length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LengthFormat {
+    /// 0–125, in the second byte itself.
+    Bits7,
+    /// 126, then the length in the next 2 bytes.
+    Bits16,
+    /// 127, then the length in the next 8 bytes.
+    Bits64,
+}
+
+impl LengthFormat {
+    /// The format a 7-bit length field announces.
+    pub fn from_field(field: u8) -> LengthFormat {
+        match field & 0x7F {
+            126 => LengthFormat::Bits16,
+            127 => LengthFormat::Bits64,
+            _ => LengthFormat::Bits7,
+        }
+    }
+
+    /// RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length".
+    /// So every frame this server sends uses the shortest format that holds `len`.
+    pub fn shortest_for(len: u64) -> LengthFormat {
+        match len {
+            0..=125 => LengthFormat::Bits7,
+            126..=0xFFFF => LengthFormat::Bits16,
+            _ => LengthFormat::Bits64,
+        }
+    }
+
+    /// How many length bytes follow the second byte of the header.
+    pub fn extra_bytes(self) -> usize {
+        match self {
+            LengthFormat::Bits7 => 0,
+            LengthFormat::Bits16 => 2,
+            LengthFormat::Bits64 => 8,
+        }
+    }
+}
+
 /// The longest possible header: 2 fixed bytes, an 8-byte length, a 4-byte mask.
 pub const MAX_HEADER_LEN: usize = 14;
 
 /// A parsed frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// FIN: this frame ends its message.
     pub fin: bool,
+    /// What the frame carries.
     pub opcode: Opcode,
-    /// The masking key; `None` for an unmasked frame.
-    pub mask: Option<[u8; 4]>,
+    /// The masking key: a client frame always has one (§5.1), or it fails to parse.
+    pub mask: [u8; 4],
+    /// Which encoding carried the length.
+    pub length_format: LengthFormat,
     /// The payload length as claimed on the wire: a claim, not an allocation size.
     pub payload_len: u64,
 }
 
-/// Where a header ends and what its length and mask fields say, before any rule is applied.
-struct Layout {
-    header_len: usize,
-    payload_len: u64,
-    mask: Option<[u8; 4]>,
-}
-
-impl Layout {
-    /// `None` while the header is incomplete.
-    fn read(buf: &[u8]) -> Option<Layout> {
-        let second = *buf.get(1)?;
-        let len_bytes = match second & 0x7F {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        let mask_bytes = if second & 0x80 != 0 { 4 } else { 0 };
-        let header_len = 2 + len_bytes + mask_bytes;
-        let header = buf.get(..header_len)?;
-        let payload_len = match len_bytes {
-            0 => u64::from(second & 0x7F),
-            2 => u64::from(u16::from_be_bytes([header[2], header[3]])),
-            _ => u64::from_be_bytes(header[2..10].try_into().ok()?),
-        };
-        let mask = (mask_bytes == 4).then(|| {
-            let key = &header[header_len - 4..];
-            [key[0], key[1], key[2], key[3]]
-        });
-        Some(Layout {
-            header_len,
-            payload_len,
-            mask,
-        })
-    }
-}
-
 impl FrameHeader {
-    /// Parses a header a client sent from the start of `buf`.
+    /// Parses a header a client sent from the start of `buf`: `Complete((header, len))`
+    /// once its `len` bytes are all there, `Partial` before.
     ///
-    /// Returns `Ok(None)` while the header is incomplete, `Ok(Some((header, header_len)))`
-    /// once it is whole. Violations are reported as soon as the bytes that show them are
-    /// in `buf`, so a bad first byte fails without waiting for the rest of the header.
-    pub fn parse_client(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+    /// Violations are reported as soon as the bytes that show them are in `buf`, so a bad
+    /// first byte fails without waiting for the rest of the header.
+    pub fn parse_client(buf: &[u8]) -> Result<Status<(FrameHeader, usize)>, ProtocolError> {
         let Some(&first) = buf.first() else {
-            return Ok(None);
+            return Ok(Status::Partial);
         };
-        // RFC 6455 §5.2: RSV1-3 must be 0 unless an extension was negotiated; we negotiate none.
+        // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings
+        // for non-zero values". This server negotiates no extension.
         if first & 0x70 != 0 {
             return Err(ProtocolError::ReservedBits);
         }
         let opcode = Opcode::from_wire(first & 0x0F).ok_or(ProtocolError::UnknownOpcode)?;
         let fin = first & 0x80 != 0;
-        // RFC 6455 §5.5: control frames must not be fragmented.
+        // RFC 6455 §5.5: "Control frames MUST NOT be fragmented."
         if opcode.is_control() && !fin {
             return Err(ProtocolError::FragmentedControl);
         }
         let Some(&second) = buf.get(1) else {
-            return Ok(None);
+            return Ok(Status::Partial);
         };
-        // RFC 6455 §5.1: a server must fail the connection on an unmasked client frame.
+        // RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that
+        // is not masked."
         if second & 0x80 == 0 {
             return Err(ProtocolError::Unmasked);
         }
-        // RFC 6455 §5.5: control frames carry at most 125 bytes of payload.
+        // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
         if opcode.is_control() && second & 0x7F > 125 {
             return Err(ProtocolError::ControlTooLong);
         }
-        let Some(layout) = Layout::read(buf) else {
-            return Ok(None);
+        let length_format = LengthFormat::from_field(second);
+        let header_len = 2 + length_format.extra_bytes() + 4;
+        let Some(header) = buf.get(..header_len) else {
+            return Ok(Status::Partial);
         };
-        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
-        if layout.payload_len >> 63 != 0 {
+        let payload_len = match length_format {
+            LengthFormat::Bits7 => u64::from(second & 0x7F),
+            LengthFormat::Bits16 => u64::from(u16::from_be_bytes([header[2], header[3]])),
+            LengthFormat::Bits64 => u64::from_be_bytes([
+                header[2], header[3], header[4], header[5], header[6], header[7], header[8],
+                header[9],
+            ]),
+        };
+        // RFC 6455 §5.2: in a 64-bit length "the most significant bit MUST be 0".
+        if payload_len >> 63 != 0 {
             return Err(ProtocolError::LengthTopBit);
         }
+        let key = &header[header_len - 4..];
         let header = FrameHeader {
             fin,
             opcode,
-            mask: layout.mask,
-            payload_len: layout.payload_len,
+            mask: [key[0], key[1], key[2], key[3]],
+            length_format,
+            payload_len,
         };
-        Ok(Some((header, layout.header_len)))
-    }
-
-    /// Reads only where a frame ends and whether it is a close frame, checking no rule:
-    /// once a connection has failed, this keeps the frame boundaries (even of the frame
-    /// that was refused) while the peer's close frame is awaited. Returns
-    /// `(is_close, payload_len, header_len)`, or `None` while the header is incomplete.
-    pub fn skim(buf: &[u8]) -> Option<(bool, u64, usize)> {
-        let is_close = buf.first()? & 0x0F == Opcode::Close.to_wire();
-        let layout = Layout::read(buf)?;
-        Some((is_close, layout.payload_len, layout.header_len))
+        Ok(Status::Complete((header, header_len)))
     }
 }
 
@@ -160,14 +181,17 @@ impl FrameHeader {
 pub fn encode_header(out: &mut Vec<u8>, opcode: Opcode, payload_len: usize, mask: Option<[u8; 4]>) {
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     out.push(0x80 | opcode.to_wire());
-    if payload_len < 126 {
-        out.push(mask_bit | payload_len as u8);
-    } else if let Ok(len) = u16::try_from(payload_len) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&len.to_be_bytes());
-    } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&(payload_len as u64).to_be_bytes());
+    let len = payload_len as u64;
+    match LengthFormat::shortest_for(len) {
+        LengthFormat::Bits7 => out.push(mask_bit | len as u8),
+        LengthFormat::Bits16 => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        LengthFormat::Bits64 => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
     }
     if let Some(key) = mask {
         out.extend_from_slice(&key);
@@ -235,13 +259,15 @@ mod tests {
         let frame = [
             0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
         ];
-        let (header, len) = FrameHeader::parse_client(&frame).unwrap().unwrap();
+        let Status::Complete((header, len)) = FrameHeader::parse_client(&frame).unwrap() else {
+            panic!("incomplete")
+        };
         assert_eq!(len, 6);
         assert!(header.fin);
         assert_eq!(header.opcode, Opcode::Text);
         assert_eq!(header.payload_len, 5);
         let mut payload = frame[len..].to_vec();
-        apply_mask(&mut payload, header.mask.unwrap(), 0);
+        apply_mask(&mut payload, header.mask, 0);
         assert_eq!(payload, b"Hello");
     }
 
@@ -274,14 +300,18 @@ mod tests {
             for len in [0usize, 1, 125, 126, 65535, 65536, 1 << 40] {
                 let mut out = Vec::new();
                 encode_header(&mut out, opcode, len, Some(key));
-                let (header, header_len) = FrameHeader::parse_client(&out).unwrap().unwrap();
+                let Status::Complete((header, header_len)) =
+                    FrameHeader::parse_client(&out).unwrap()
+                else {
+                    panic!("incomplete header for len {len}");
+                };
                 assert_eq!(header_len, out.len());
                 assert_eq!(header.opcode, opcode);
                 assert_eq!(header.payload_len, len as u64);
-                assert_eq!(header.mask, Some(key));
+                assert_eq!(header.mask, key);
                 // Every strict prefix is incomplete, never an error.
                 for cut in 0..out.len() {
-                    assert_eq!(FrameHeader::parse_client(&out[..cut]), Ok(None));
+                    assert_eq!(FrameHeader::parse_client(&out[..cut]), Ok(Status::Partial));
                 }
             }
         }

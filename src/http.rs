@@ -1,16 +1,26 @@
 //! Just enough HTTP/1.1: a bounded, incremental request-head reader, a parser for the head,
 //! and the plain responses the server sends (the page and its errors).
 
+use crate::Status;
+
 /// An HTTP error response, carrying its status: every way a request is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
+    /// 400: the request is malformed, for the reason given.
     BadRequest(&'static str),
+    /// 403: the request is refused, for the reason given (an origin not allowed).
     Forbidden(&'static str),
+    /// 404: no such page.
     NotFound,
+    /// 405: a method other than `GET` or `HEAD`.
     MethodNotAllowed,
+    /// 408: the request head did not arrive within the handshake timeout.
     RequestTimeout,
+    /// 426: a WebSocket version other than 13.
     UpgradeRequired,
+    /// 431: the request head is over a limit, the one given.
     HeadTooLarge(&'static str),
+    /// 503: the server holds as many connections as it may.
     ServiceUnavailable,
 }
 
@@ -44,7 +54,7 @@ impl Rejection {
     }
 
     /// The complete response, with a short plain-text body saying what was wrong.
-    pub fn response(&self, head_only: bool) -> Vec<u8> {
+    pub fn response(&self, body: Body) -> Vec<u8> {
         let extra = match self {
             Rejection::MethodNotAllowed => "Allow: GET, HEAD\r\n",
             Rejection::UpgradeRequired => "Sec-WebSocket-Version: 13\r\n",
@@ -52,15 +62,25 @@ impl Rejection {
             _ => "",
         };
         let (code, reason) = self.status();
-        let body = format!("{code} {reason}: {}\n", self.message());
+        let text = format!("{code} {reason}: {}\n", self.message());
         response(
             (code, reason),
             extra,
             "text/plain; charset=utf-8",
-            body.as_bytes(),
-            head_only,
+            text.as_bytes(),
+            body,
         )
     }
+}
+
+/// Whether a response carries its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Headers and body.
+    Included,
+    /// RFC 9110 §9.3.2: the server "MUST NOT send content in the response" to `HEAD`. The
+    /// headers, `Content-Length` included, are those of the `GET` answer.
+    Omitted,
 }
 
 /// Builds a response that closes the connection after it: this server answers one plain
@@ -69,18 +89,18 @@ pub fn response(
     status: (u16, &str),
     extra_headers: &str,
     content_type: &str,
-    body: &[u8],
-    head_only: bool,
+    content: &[u8],
+    body: Body,
 ) -> Vec<u8> {
     let (code, reason) = status;
     let mut bytes = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n{extra_headers}\r\n",
-        body.len()
+        content.len()
     )
     .into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(body);
+    if body == Body::Included {
+        bytes.extend_from_slice(content);
     }
     bytes
 }
@@ -114,10 +134,10 @@ impl HeadReader {
         }
     }
 
-    /// Takes bytes up to the end of the head. Returns `Ok(Some(n))` when the head is complete
-    /// after the first `n` bytes of `data` (the rest belongs to whatever follows the head),
-    /// `Ok(None)` when all of `data` was taken and more is needed.
-    pub fn push(&mut self, data: &[u8]) -> Result<Option<usize>, Rejection> {
+    /// Takes bytes up to the end of the head: `Complete(n)` when the head ends after the
+    /// first `n` bytes of `data` (the rest belongs to whatever follows the head), `Partial`
+    /// when all of `data` was taken and more is needed.
+    pub fn push(&mut self, data: &[u8]) -> Result<Status<usize>, Rejection> {
         for (i, &byte) in data.iter().enumerate() {
             // Empty lines skipped before the request line count too.
             if self.taken == self.max_bytes {
@@ -132,7 +152,7 @@ impl HeadReader {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 if self.lines > 0 {
-                    return Ok(Some(i + 1));
+                    return Ok(Status::Complete(i + 1));
                 }
                 // RFC 9112 §2.2: ignore empty lines before the request line.
                 self.head.clear();
@@ -144,7 +164,7 @@ impl HeadReader {
             }
             self.line_start = self.head.len();
         }
-        Ok(None)
+        Ok(Status::Partial)
     }
 
     /// The complete head (request line, header lines and the empty line).
@@ -160,12 +180,14 @@ pub enum Route {
     Page,
     /// Check the WebSocket handshake and upgrade.
     Upgrade,
+    /// Answer with this error.
     Refuse(Rejection),
 }
 
 /// A parsed request head, borrowing from the bytes it was parsed from.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request<'a> {
+    /// The method, a token such as `GET`.
     pub method: &'a str,
     /// The request target without its query string.
     pub path: &'a str,
@@ -240,9 +262,13 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// RFC 9110 §9.3.2: the answer to `HEAD` is the answer to `GET` without its body.
-    pub fn is_head(&self) -> bool {
-        self.method == "HEAD"
+    /// Whether the answer carries a body: not for `HEAD` (RFC 9110 §9.3.2).
+    pub fn body(&self) -> Body {
+        if self.method == "HEAD" {
+            Body::Omitted
+        } else {
+            Body::Included
+        }
     }
 
     /// The values of every header named `name` (case-insensitively), in order.
@@ -283,7 +309,7 @@ fn is_token_byte(byte: u8) -> bool {
 mod tests {
     use super::*;
 
-    fn read_all(reader: &mut HeadReader, data: &[u8]) -> Result<Option<usize>, Rejection> {
+    fn read_all(reader: &mut HeadReader, data: &[u8]) -> Result<Status<usize>, Rejection> {
         reader.push(data)
     }
 
@@ -297,8 +323,8 @@ mod tests {
             let result = loop {
                 let end = (offset + chunk).min(request.len());
                 match reader.push(&request[offset..end]).unwrap() {
-                    Some(n) => break offset + n,
-                    None => offset = end,
+                    Status::Complete(n) => break offset + n,
+                    Status::Partial => offset = end,
                 }
             };
             assert_eq!(result, head_len, "chunk {chunk}");
@@ -310,7 +336,10 @@ mod tests {
     fn head_reader_accepts_bare_newlines_and_leading_empty_lines() {
         let mut reader = HeadReader::new(8192, 100);
         let data = b"\r\nGET / HTTP/1.1\nHost: x\n\n";
-        assert_eq!(read_all(&mut reader, data), Ok(Some(data.len())));
+        assert_eq!(
+            read_all(&mut reader, data),
+            Ok(Status::Complete(data.len()))
+        );
         assert_eq!(reader.head(), b"GET / HTTP/1.1\nHost: x\n\n");
     }
 
@@ -333,7 +362,10 @@ mod tests {
         ));
         let mut reader = HeadReader::new(8192, 2);
         let two_headers = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\n\r\n";
-        assert_eq!(reader.push(two_headers), Ok(Some(two_headers.len())));
+        assert_eq!(
+            reader.push(two_headers),
+            Ok(Status::Complete(two_headers.len()))
+        );
     }
 
     #[test]
@@ -398,13 +430,14 @@ mod tests {
 
     #[test]
     fn rejections_carry_status_headers_and_a_body() {
-        let response = String::from_utf8(Rejection::MethodNotAllowed.response(false)).unwrap();
+        let response =
+            String::from_utf8(Rejection::MethodNotAllowed.response(Body::Included)).unwrap();
         assert!(response.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
         assert!(response.contains("\r\nAllow: GET, HEAD\r\n"));
         assert!(
             response.ends_with("\r\n\r\n405 Method Not Allowed: only GET and HEAD are allowed\n")
         );
-        let head_only = String::from_utf8(Rejection::NotFound.response(true)).unwrap();
+        let head_only = String::from_utf8(Rejection::NotFound.response(Body::Omitted)).unwrap();
         assert!(head_only.ends_with("\r\n\r\n"));
         let body = "404 Not Found: no such page: only / is served\n";
         let length = format!("Content-Length: {}\r\n", body.len());

@@ -5,9 +5,10 @@
 //! - [`config`]: every setting, limit and timeout, with its default.
 //! - [`http`]: the bounded, incremental request-head reader and parser; plain HTTP responses.
 //! - [`handshake`]: upgrade validation and `Sec-WebSocket-Accept` (RFC 6455 §4).
-//! - [`frame`]: frame headers, opcodes and masking (RFC 6455 §5.2–5.3).
+//! - [`frame`]: frame headers, opcodes, length formats and masking (RFC 6455 §5.2–5.3).
+//! - [`close`]: close codes and close payloads (RFC 6455 §5.5.1, §7.4).
 //! - [`protocol`]: the per-connection state machine: fragmentation, control frames, UTF-8,
-//!   limits and the close handshake. Bytes in, events and bytes out; no I/O.
+//!   limits, the close handshake, failing. Bytes in, events and bytes out; no I/O.
 //! - [`error`]: protocol violations as data, each with its close code.
 //! - [`echo`]: the application: a message in, the reply out.
 //! - [`server`]: the shell: accept loop, a thread per connection, reads, writes and timeouts.
@@ -15,7 +16,9 @@
 //! `main.rs` only turns the command line into a [`Config`] and runs a [`Server`].
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod close;
 pub mod config;
 pub mod echo;
 pub mod error;
@@ -27,3 +30,12 @@ pub mod server;
 
 pub use config::Config;
 pub use server::Server;
+
+/// What an incremental parser made of the bytes it was given so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status<T> {
+    /// Done: the value, with how many bytes it took.
+    Complete(T),
+    /// Everything seen so far is valid, and more bytes are needed.
+    Partial,
+}

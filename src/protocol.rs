@@ -1,57 +1,103 @@
-//! The per-connection state machine of RFC 6455, sans I/O: bytes in, events and bytes out.
+//! The per-connection state machine of RFC 6455, server role, sans I/O: bytes in, events
+//! and bytes out.
 //!
-//! [`Protocol::receive`] takes whatever bytes arrived, in any chunking, and returns at most
-//! one [`Event`] per call together with how many bytes it consumed; the bytes the protocol
-//! itself must send (pongs, close frames) are appended to the caller's `out` buffer. It never
-//! touches a socket, a clock or a thread, so tests can feed it one frame split over 300 calls
-//! or 200 frames in one.
+//! [`Protocol::receive`] takes whatever bytes arrived, in any chunking, and returns how many
+//! it consumed and at most one [`Event`]; a message it announces is read with
+//! [`Protocol::message`]. Frames the protocol answers itself (pongs, close replies) and the
+//! headers of the frames the application sends ([`Protocol::send_header`]) are appended to
+//! the caller's `out` buffer. It never touches a socket, a clock or a thread, so tests can
+//! feed it one frame split over 300 calls or 200 frames in one.
 //!
 //! Payloads are streamed: each chunk is unmasked as it arrives, and text is checked for
-//! UTF-8 validity before the call returns, so a bad byte fails the connection the moment it
-//! arrives rather than at the end of the message.
+//! UTF-8 before the call returns, so a bad byte fails the connection the moment it arrives
+//! rather than at the end of its message.
 
 use std::ops::Range;
 
-use crate::error::{close_code, ProtocolError};
+use crate::close::{CloseCode, ClosePayload};
+use crate::error::ProtocolError;
 use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
+use crate::Status;
 
-/// A complete message from the peer, borrowed until the next call to `receive` from the
-/// protocol's buffer, or from the input itself when the message arrived whole in it.
+/// A complete message from the peer, borrowed from the protocol, or from the input when it
+/// arrived whole in one read, until the next call to [`Protocol::receive`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message<'a> {
+    /// A text message: valid UTF-8 by construction.
     Text(&'a str),
+    /// A binary message.
     Binary(&'a [u8]),
 }
 
-/// What one call to [`Protocol::receive`] produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// A whole data message arrived.
-    Message(Message<'a>),
-    /// The peer started the close handshake (with this code, if it sent one); the reply
-    /// is already in `out`. The connection is finished: flush `out`, then close TCP.
-    Closed { code: Option<u16> },
-    /// The peer broke the protocol. A close frame with `err.close_code()` is in `out`.
-    /// Unless [`Protocol::is_finished`], the peer's close frame may still follow; it
-    /// produces no event, it only makes [`Protocol::is_finished`] true, as does the
-    /// answer to a close we started with [`Protocol::close`].
-    Failed(ProtocolError),
+/// The two kinds of data message (RFC 6455 §5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text, opcode 0x1.
+    Text,
+    /// Arbitrary bytes, opcode 0x2.
+    Binary,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Open,
-    /// We sent a close frame and wait for the peer's; everything else is discarded.
-    CloseSent,
-    /// Both sides are done; every further byte is ignored.
-    Finished,
+impl MessageKind {
+    fn opcode(self) -> Opcode {
+        match self {
+            MessageKind::Text => Opcode::Text,
+            MessageKind::Binary => Opcode::Binary,
+        }
+    }
 }
+
+impl Message<'_> {
+    /// Whether this is a text or a binary message.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+        }
+    }
+}
+
+/// What a call to [`Protocol::receive`] or [`Protocol::receive_eof`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A whole data message arrived: [`Protocol::message`] returns it until the next call.
+    Message,
+    /// The peer started the close handshake, with this code if it sent one. The reply is
+    /// in `out`; nothing more is read: flush `out`, then close TCP.
+    Closed {
+        /// The code the peer sent.
+        code: Option<CloseCode>,
+    },
+    /// The peer broke the protocol. The close frame for `err.close_code()` is in `out`;
+    /// nothing more is read: flush `out`, then close TCP.
+    Failed(ProtocolError),
+    /// The peer's byte stream ended with no close frame: RFC 6455 §7.1.5 calls this an
+    /// abnormal closure, code 1006.
+    Abnormal,
+}
+
+/// Where a connection is in its life (RFC 6455 §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and read on only to find the peer's (§7.1.2).
+    Closing,
+    /// The close handshake is over, or the peer's stream ended: nothing more is read.
+    Closed,
+    /// We failed the connection (§7.1.7): our close frame is queued, nothing more is read.
+    Failed,
+}
+
+/// Refused: a data frame or ping asked for after a close frame was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotOpen;
 
 /// The frame whose payload is being received.
 #[derive(Clone, Copy, Debug)]
 struct FrameInProgress {
     header: FrameHeader,
-    /// Payload bytes received so far: the mask phase of the next byte.
+    /// Payload bytes received so far: also the mask phase of the next byte.
     received: u64,
 }
 
@@ -61,15 +107,46 @@ impl FrameInProgress {
     }
 }
 
-/// What a step of the parser completed; owns nothing, so `receive` can borrow the message
-/// buffer afterwards to build the event.
+/// The data message being received: one type, so which buffer is live is never in doubt.
+#[derive(Debug)]
+enum Assembly {
+    /// No message in progress. Holds the last message's (cleared) buffer for the next one.
+    Idle(Vec<u8>),
+    /// A text message: the valid UTF-8 so far, and a code point cut by a chunk's end.
+    Text(String, Utf8Tail),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+/// The first bytes of a code point whose last bytes have not arrived yet (at most 3), with
+/// room for the 4th that completes it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Utf8Tail {
+    bytes: [u8; 4],
+    len: usize,
+}
+
+/// How the message announced by the last [`Event::Message`] is held.
+#[derive(Clone, Debug)]
+enum Delivered {
+    /// In the protocol's [`Assembly`].
+    Assembled,
+    /// A single-frame binary message, unmasked where it lay in the input: `input[range]`.
+    InPlace(Range<usize>),
+}
+
+/// A frame whose header was just read.
+enum Frame {
+    /// Its payload is still to come.
+    InProgress(FrameInProgress),
+    /// A whole single-frame binary message, already unmasked in the input.
+    WholeBinary(Range<usize>),
+}
+
+/// What a step of the parser completed.
 enum Completed {
-    Nothing,
-    /// A message assembled in the protocol's buffer.
-    Message(Opcode),
-    /// A single-frame message unmasked in place: `input[range]`.
-    InPlace(Opcode, Range<usize>),
-    Closed(Option<u16>),
+    Message(Delivered),
+    Closed(Option<CloseCode>),
     Failed(ProtocolError),
 }
 
@@ -77,32 +154,21 @@ enum Completed {
 /// connection does not keep the memory of the largest message it ever received.
 const RETAINED_CAPACITY: usize = 256 * 1024;
 
-/// The receiving side of one WebSocket connection, server role.
+/// One WebSocket connection, server role.
 #[derive(Debug)]
 pub struct Protocol {
     max_message_size: usize,
     state: State,
-    /// A header that arrived in pieces: at most 14 bytes are ever held here.
-    partial_header: [u8; MAX_HEADER_LEN],
-    partial_header_len: usize,
+    /// A header that arrived in pieces: at most 14 bytes are ever held.
+    header: [u8; MAX_HEADER_LEN],
+    header_len: usize,
     frame: Option<FrameInProgress>,
-    /// Once our close frame is sent: payload bytes of the current frame still to discard.
-    skip: u64,
-    /// The opcode (text or binary) of the data message being assembled, if any.
-    message_opcode: Option<Opcode>,
-    /// The unmasked payload of the binary message being assembled.
-    message: Vec<u8>,
-    /// The text message being assembled: valid UTF-8 by construction.
-    text: String,
-    /// A code point cut by the end of a chunk: at most 3 bytes wait here, and room for
-    /// the 4th that completes it.
-    carry: [u8; 4],
-    carry_len: usize,
-    /// The message was handed out by the previous call and is cleared by the next one.
-    delivered: bool,
-    /// The payload of the control frame being received (RFC 6455 §5.5: at most 125 bytes).
+    assembly: Assembly,
+    /// The payload of the control frame being received (§5.5: at most 125 bytes).
     control: [u8; 125],
     control_len: usize,
+    /// The message the last call announced; it is let go of by the next call.
+    delivered: Option<Delivered>,
 }
 
 impl Protocol {
@@ -112,241 +178,212 @@ impl Protocol {
         Protocol {
             max_message_size,
             state: State::Open,
-            partial_header: [0; MAX_HEADER_LEN],
-            partial_header_len: 0,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
             frame: None,
-            skip: 0,
-            message_opcode: None,
-            message: Vec::new(),
-            text: String::new(),
-            carry: [0; 4],
-            carry_len: 0,
-            delivered: false,
+            assembly: Assembly::Idle(Vec::new()),
             control: [0; 125],
             control_len: 0,
+            delivered: None,
         }
     }
 
-    /// True once the close handshake is over (or the connection failed after the peer's
-    /// close frame): nothing more will come out, and the TCP connection should be closed.
-    pub fn is_finished(&self) -> bool {
-        self.state == State::Finished
-    }
-
-    /// True until either side has sent a close frame.
-    pub fn is_open(&self) -> bool {
-        self.state == State::Open
+    /// Where the connection is in its life.
+    pub fn state(&self) -> State {
+        self.state
     }
 
     /// Consumes a prefix of `input` and returns how many bytes it took, with the event those
-    /// bytes completed, if any. Call again with the rest of the input until it is empty.
-    /// Frames that the protocol answers itself (pings, close) put their reply in `out`.
+    /// bytes completed, if any. Call again with the rest of the input until it is used up.
     ///
-    /// A message whose single frame lies whole in `input` is unmasked where it lies and
-    /// handed out from there, without a copy; so `input` is mutable, and the consumed bytes
-    /// may be changed. Bytes that are not consumed are never touched.
-    pub fn receive<'a>(
-        &'a mut self,
-        input: &'a mut [u8],
-        out: &mut Vec<u8>,
-    ) -> (usize, Option<Event<'a>>) {
-        if self.delivered {
-            self.delivered = false;
-            self.message.clear();
-            self.text.clear();
-            if self.message.capacity() > RETAINED_CAPACITY {
-                self.message = Vec::new();
-            }
-            if self.text.capacity() > RETAINED_CAPACITY {
-                self.text = String::new();
-            }
+    /// A single-frame binary message that lies whole in `input` is unmasked where it lies
+    /// and handed out from there, without a copy; so `input` is mutable, and the consumed
+    /// bytes may be changed. Bytes that are not consumed are never touched.
+    pub fn receive(&mut self, input: &mut [u8], out: &mut Vec<u8>) -> (usize, Option<Event>) {
+        if self.delivered.take().is_some() {
+            self.assembly.reset();
         }
         let (used, completed) = self.step(input, out);
-        let (opcode, payload) = match completed {
-            Completed::Nothing => return (used, None),
-            Completed::Closed(code) => return (used, Some(Event::Closed { code })),
-            Completed::Failed(err) => return (used, Some(self.fail(err, out))),
-            Completed::Message(Opcode::Text) => {
-                self.delivered = true;
-                return (used, Some(Event::Message(Message::Text(&self.text))));
+        let event = match completed {
+            None => None,
+            Some(Completed::Message(delivered)) => {
+                self.delivered = Some(delivered);
+                Some(Event::Message)
             }
-            Completed::Message(_) => {
-                self.delivered = true;
-                return (used, Some(Event::Message(Message::Binary(&self.message))));
-            }
-            Completed::InPlace(opcode, range) => (opcode, &input[range]),
+            Some(Completed::Closed(code)) => Some(Event::Closed { code }),
+            Some(Completed::Failed(err)) => self.fail(err, out),
         };
-        let message = match opcode {
-            Opcode::Text => match std::str::from_utf8(payload) {
-                Ok(text) => Message::Text(text),
-                Err(_) => {
-                    self.state = State::CloseSent;
-                    queue_close(out, ProtocolError::InvalidUtf8.close_code(), "");
-                    return (used, Some(Event::Failed(ProtocolError::InvalidUtf8)));
-                }
-            },
-            _ => Message::Binary(payload),
-        };
-        (used, Some(Event::Message(message)))
+        (used, event)
     }
 
-    /// Sends a ping (for keepalive) if the connection is open.
-    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-        if self.state == State::Open {
-            frame::encode_frame(out, Opcode::Ping, &payload[..payload.len().min(125)]);
+    /// The message announced by the last call to [`Protocol::receive`], if it announced one.
+    /// `input` must be the slice that call was given.
+    pub fn message<'a>(&'a self, input: &'a [u8]) -> Option<Message<'a>> {
+        match (self.delivered.as_ref()?, &self.assembly) {
+            (Delivered::InPlace(range), _) => Some(Message::Binary(input.get(range.clone())?)),
+            (Delivered::Assembled, Assembly::Text(text, _)) => Some(Message::Text(text)),
+            (Delivered::Assembled, Assembly::Binary(bytes)) => Some(Message::Binary(bytes)),
+            (Delivered::Assembled, Assembly::Idle(_)) => None,
         }
     }
 
-    /// Starts the close handshake from our side (e.g. 1001 when a peer stops answering).
-    pub fn close(&mut self, code: u16, reason: &str, out: &mut Vec<u8>) {
-        if self.state == State::Open {
-            queue_close(out, code, reason);
-            self.state = State::CloseSent;
-            if let Some(frame) = self.frame.take() {
-                self.skip = frame.remaining();
-            }
+    /// Tells the protocol that the peer's byte stream ended. While the connection is open
+    /// that is an abnormal closure; once a close frame was sent or received it is expected.
+    pub fn receive_eof(&mut self) -> Option<Event> {
+        let was_open = self.state == State::Open;
+        if matches!(self.state, State::Open | State::Closing) {
+            self.state = State::Closed;
         }
+        was_open.then_some(Event::Abnormal)
     }
 
-    /// Queues the close frame for `err` and stops accepting data.
-    fn fail(&mut self, err: ProtocolError, out: &mut Vec<u8>) -> Event<'static> {
-        if self.state == State::Open {
-            queue_close(out, err.close_code(), "");
-            self.state = State::CloseSent;
+    /// Appends the header of a one-frame data message of `len` payload bytes to `out`; the
+    /// payload must follow it on the wire.
+    ///
+    /// RFC 6455 §5.5.1: "After sending a Close frame, the endpoint MUST NOT send any further
+    /// data frames." Once a close frame was sent or received this refuses with [`NotOpen`].
+    pub fn send_header(
+        &self,
+        kind: MessageKind,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), NotOpen> {
+        if self.state != State::Open {
+            return Err(NotOpen);
         }
-        Event::Failed(err)
+        frame::encode_header(out, kind.opcode(), len, None);
+        Ok(())
+    }
+
+    /// Sends a ping (for keepalive), at most 125 bytes of `payload`, while open.
+    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), NotOpen> {
+        if self.state != State::Open {
+            return Err(NotOpen);
+        }
+        frame::encode_frame(out, Opcode::Ping, &payload[..payload.len().min(125)]);
+        Ok(())
+    }
+
+    /// Starts the close handshake from our side (1001 when a peer stops answering, say).
+    pub fn close(&mut self, payload: ClosePayload, out: &mut Vec<u8>) -> Result<(), NotOpen> {
+        if self.state != State::Open {
+            return Err(NotOpen);
+        }
+        queue_close(out, Some(payload));
+        self.state = State::Closing;
+        Ok(())
+    }
+
+    /// Fails the connection for `err` (RFC 6455 §7.1.7): queues the close frame that reports
+    /// it, if none was sent yet, and stops reading for good.
+    fn fail(&mut self, err: ProtocolError, out: &mut Vec<u8>) -> Option<Event> {
+        let was_open = self.state == State::Open;
+        self.state = State::Failed;
+        if was_open {
+            queue_close(out, Some(ClosePayload::code(err.close_code())));
+        }
+        // While closing, our close frame is out already: the failure has nothing to report.
+        was_open.then_some(Event::Failed(err))
     }
 
     /// Parses frames from `input` until one completes an event or the input runs out.
-    fn step(&mut self, input: &mut [u8], out: &mut Vec<u8>) -> (usize, Completed) {
+    fn step(&mut self, input: &mut [u8], out: &mut Vec<u8>) -> (usize, Option<Completed>) {
         let mut used = 0;
         loop {
-            match self.state {
-                State::Open => {}
-                State::CloseSent => {
-                    return (
-                        used + self.discard_until_close(&input[used..]),
-                        Completed::Nothing,
-                    )
-                }
-                State::Finished => return (input.len(), Completed::Nothing),
+            // RFC 6455 §7.1.7: an endpoint that fails the connection "MUST NOT continue to
+            // attempt to process data (including a responding Close frame) from the remote
+            // endpoint". Once failed, or closed, every byte is consumed unread.
+            if matches!(self.state, State::Closed | State::Failed) {
+                return (input.len(), None);
             }
-            let frame = match self.frame {
+            let frame = match self.frame.take() {
                 Some(frame) => frame,
-                None => match self.read_header(&input[used..], FrameHeader::parse_client) {
-                    Ok((n, Some(header))) => {
-                        used += n;
-                        if let Err(err) = self.start_frame(&header) {
-                            // Skip the refused frame's payload while the peer's close is awaited.
-                            self.skip = header.payload_len;
-                            return (used, Completed::Failed(err));
-                        }
-                        if let Some(end) = whole_message_end(&header, used, input.len()) {
-                            // The fast path: the whole message is in this read. Unmask it
-                            // where it lies and hand it out from there: no copy.
-                            let mask = header.mask.unwrap_or_default();
-                            apply_mask(&mut input[used..end], mask, 0);
-                            self.message_opcode = None;
-                            return (end, Completed::InPlace(header.opcode, used..end));
-                        }
-                        FrameInProgress {
-                            header,
-                            received: 0,
-                        }
+                None => match self.read_header(&mut used, input) {
+                    Ok(Some(Frame::InProgress(frame))) => frame,
+                    Ok(Some(Frame::WholeBinary(range))) => {
+                        let delivered = Delivered::InPlace(range);
+                        return (used, Some(Completed::Message(delivered)));
                     }
-                    Ok((n, None)) => return (used + n, Completed::Nothing),
-                    Err(err) => return (used, Completed::Failed(err)),
+                    Ok(None) => return (used, None),
+                    Err(err) => return (used, Some(Completed::Failed(err))),
                 },
             };
-            let available = input.len() - used;
-            let take = usize::try_from(frame.remaining()).map_or(available, |r| r.min(available));
-            let chunk = used..used + take;
+            let take = usize::try_from(frame.remaining())
+                .map_or(input.len() - used, |left| left.min(input.len() - used));
+            let chunk = &mut input[used..used + take];
             used += take;
             let frame = FrameInProgress {
                 received: frame.received + take as u64,
                 ..frame
             };
-            self.frame = (frame.remaining() > 0).then_some(frame);
-            if let Err(err) = self.take_payload(&frame, &mut input[chunk]) {
-                self.skip = frame.remaining();
-                self.frame = None;
-                return (used, Completed::Failed(err));
+            if let Err(err) = self.take_payload(&frame, chunk) {
+                return (used, Some(Completed::Failed(err)));
             }
-            if self.frame.is_some() {
-                return (used, Completed::Nothing);
+            if frame.remaining() > 0 {
+                self.frame = Some(frame);
+                return (used, None);
             }
-            match self.finish_frame(&frame.header, out) {
-                Completed::Nothing => {}
-                completed => return (used, completed),
+            if let Some(completed) = self.finish_frame(&frame.header, out) {
+                return (used, Some(completed));
             }
         }
     }
 
-    /// After our close frame, reads past every frame (checking nothing) until the peer's
-    /// close frame, which finishes the connection. Returns the bytes consumed.
-    fn discard_until_close(&mut self, input: &[u8]) -> usize {
-        let skim = |buf: &[u8]| {
-            Ok::<_, std::convert::Infallible>(
-                FrameHeader::skim(buf).map(|(close, len, n)| ((close, len), n)),
-            )
+    /// Reads the next frame header from `input[*used..]` (it may arrive in pieces) and
+    /// checks it against the message state. Returns `None` while it is incomplete.
+    fn read_header(
+        &mut self,
+        used: &mut usize,
+        input: &mut [u8],
+    ) -> Result<Option<Frame>, ProtocolError> {
+        let (header, len) = match self.gather_header(&input[*used..])? {
+            Status::Complete(done) => done,
+            Status::Partial => {
+                *used = input.len();
+                return Ok(None);
+            }
         };
-        let mut used = 0;
-        loop {
-            let take = usize::try_from(self.skip)
-                .map_or(input.len() - used, |skip| skip.min(input.len() - used));
-            used += take;
-            self.skip -= take as u64;
-            if used == input.len() {
-                return used;
-            }
-            match self.read_header(&input[used..], skim) {
-                Ok((n, Some((true, _)))) => {
-                    self.state = State::Finished;
-                    return used + n;
-                }
-                Ok((n, Some((false, payload_len)))) => {
-                    used += n;
-                    self.skip = payload_len;
-                }
-                Ok((n, None)) => return used + n,
-                Err(never) => match never {},
-            }
+        *used += len;
+        self.start_frame(&header)?;
+        if let Some(end) = self.whole_binary_end(&header, *used, input.len()) {
+            // The fast path: a whole binary message in this read is unmasked where it
+            // lies and handed out from there, with no copy.
+            let range = *used..end;
+            apply_mask(&mut input[range.clone()], header.mask, 0);
+            *used = end;
+            return Ok(Some(Frame::WholeBinary(range)));
         }
+        let frame = FrameInProgress {
+            header,
+            received: 0,
+        };
+        Ok(Some(Frame::InProgress(frame)))
     }
 
-    /// Reads a frame header with `parse`; the header may arrive in pieces. Returns the bytes
-    /// consumed and the header once it is complete. On an error nothing of `input` is
-    /// consumed, so the same bytes can be read again (skimmed) after the failure.
-    fn read_header<H, E>(
+    /// Parses a header from `input`, or from the bytes of it gathered by earlier calls.
+    fn gather_header(
         &mut self,
         input: &[u8],
-        parse: impl Fn(&[u8]) -> Result<Option<(H, usize)>, E>,
-    ) -> Result<(usize, Option<H>), E> {
-        if self.partial_header_len == 0 {
+    ) -> Result<Status<(FrameHeader, usize)>, ProtocolError> {
+        if self.header_len == 0 {
             // The common case: the whole header is in this read.
-            if let Some((header, len)) = parse(input)? {
-                return Ok((len, Some(header)));
+            if let Status::Complete(done) = FrameHeader::parse_client(input)? {
+                return Ok(Status::Complete(done));
             }
         }
         // Gather the header byte by byte: it is at most 14 bytes long, and stopping exactly
         // at its end leaves the payload in `input` for the caller.
-        let kept = self.partial_header_len;
-        for (used, &byte) in input.iter().enumerate() {
-            self.partial_header[self.partial_header_len] = byte;
-            self.partial_header_len += 1;
-            match parse(&self.partial_header[..self.partial_header_len]) {
-                Ok(None) => {}
-                Ok(Some((header, _))) => {
-                    self.partial_header_len = 0;
-                    return Ok((used + 1, Some(header)));
-                }
-                Err(err) => {
-                    self.partial_header_len = kept;
-                    return Err(err);
-                }
+        for (at, &byte) in input.iter().enumerate() {
+            self.header[self.header_len] = byte;
+            self.header_len += 1;
+            if let Status::Complete((header, _)) =
+                FrameHeader::parse_client(&self.header[..self.header_len])?
+            {
+                self.header_len = 0;
+                return Ok(Status::Complete((header, at + 1)));
             }
         }
-        Ok((input.len(), None))
+        Ok(Status::Partial)
     }
 
     /// Checks a new frame against the message state before any of its payload is read.
@@ -355,23 +392,11 @@ impl Protocol {
             self.control_len = 0;
             return Ok(());
         }
-        match (header.opcode, self.message_opcode) {
-            // RFC 6455 §5.4: a continuation frame only continues a started message...
-            (Opcode::Continuation, None) => return Err(ProtocolError::ContinuationWithoutStart),
-            // ...and a new message may not start until the previous one is finished.
-            (Opcode::Text | Opcode::Binary, Some(_)) => {
-                return Err(ProtocolError::DataInsideFragmentedMessage)
-            }
-            (Opcode::Text | Opcode::Binary, None) => {
-                self.message_opcode = Some(header.opcode);
-                self.reuse_buffer_for(header.opcode);
-            }
-            _ => {}
-        }
+        self.assembly.start(header.opcode)?;
         // Judge the size from the header, before a single payload byte is read: a claim of
         // 2^63 bytes must cost nothing. The message buffer only grows as bytes arrive.
         let limit = self.max_message_size as u64;
-        let so_far = (self.message.len() + self.text.len() + self.carry_len) as u64;
+        let so_far = self.assembly.len() as u64;
         if header.payload_len > limit - so_far.min(limit) {
             return Err(ProtocolError::MessageTooBig {
                 limit: self.max_message_size,
@@ -380,15 +405,13 @@ impl Protocol {
         Ok(())
     }
 
-    /// Hands the allocation of the (empty) buffer of the other message kind to the one
-    /// that `opcode` starts, so a connection keeps one message buffer, not two.
-    fn reuse_buffer_for(&mut self, opcode: Opcode) {
-        if opcode == Opcode::Text && self.text.capacity() == 0 {
-            // An empty buffer is valid UTF-8: this never fails, and never copies.
-            self.text = String::from_utf8(std::mem::take(&mut self.message)).unwrap_or_default();
-        } else if opcode == Opcode::Binary && self.message.capacity() == 0 {
-            self.message = std::mem::take(&mut self.text).into_bytes();
-        }
+    /// Where the payload ends if `header` starts a single-frame binary message that lies
+    /// whole in an input of `len` bytes from `start`. Text always goes through
+    /// [`Assembly::push`], so UTF-8 has one path.
+    fn whole_binary_end(&self, header: &FrameHeader, start: usize, len: usize) -> Option<usize> {
+        let single = header.fin && header.opcode == Opcode::Binary;
+        let end = start.checked_add(usize::try_from(header.payload_len).ok()?)?;
+        (single && end <= len && self.state == State::Open).then_some(end)
     }
 
     /// Unmasks one chunk of the current frame's payload (in place: these bytes are
@@ -398,107 +421,197 @@ impl Protocol {
         frame: &FrameInProgress,
         chunk: &mut [u8],
     ) -> Result<(), ProtocolError> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let offset = (frame.received - chunk.len() as u64) as usize % 4;
-        apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
+        let offset = (frame.received - chunk.len() as u64) % 4;
+        apply_mask(chunk, frame.header.mask, offset as usize);
         if frame.header.opcode.is_control() {
             let start = self.control_len;
             self.control[start..start + chunk.len()].copy_from_slice(chunk);
             self.control_len += chunk.len();
-            return Ok(());
+            Ok(())
+        } else {
+            self.assembly.push(chunk, frame.remaining())
         }
-        if self.message_opcode != Some(Opcode::Text) {
-            let needed = self.message.len() + chunk.len();
-            let target = capacity_for(needed, self.message.capacity(), frame);
-            self.message.reserve_exact(target - self.message.len());
-            self.message.extend_from_slice(chunk);
-            return Ok(());
-        }
-        // The carried bytes of a cut code point are pushed with this chunk.
-        let needed = self.text.len() + self.carry_len + chunk.len();
-        let target = capacity_for(needed, self.text.capacity(), frame);
-        self.text.reserve_exact(target - self.text.len());
-        self.push_text(chunk)
-    }
-
-    /// Appends text as it arrives, checking each byte once. A code point cut by the end of
-    /// a chunk waits in `carry` (at most 3 bytes) for the rest; what can no longer become
-    /// valid UTF-8 fails in the call that brings it.
-    fn push_text(&mut self, mut chunk: &[u8]) -> Result<(), ProtocolError> {
-        if self.carry_len > 0 {
-            let width = utf8_width(self.carry[0]);
-            let take = (width - self.carry_len).min(chunk.len());
-            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&chunk[..take]);
-            self.carry_len += take;
-            chunk = &chunk[take..];
-            match std::str::from_utf8(&self.carry[..self.carry_len]) {
-                Ok(code_point) => {
-                    self.text.push_str(code_point);
-                    self.carry_len = 0;
-                }
-                Err(err) if err.error_len().is_none() => return Ok(()),
-                Err(_) => return Err(ProtocolError::InvalidUtf8),
-            }
-        }
-        let (whole, tail) = chunk.split_at(cut_code_point_start(chunk));
-        let whole = std::str::from_utf8(whole).map_err(|_| ProtocolError::InvalidUtf8)?;
-        self.text.push_str(whole);
-        if std::str::from_utf8(tail).is_err_and(|err| err.error_len().is_some()) {
-            return Err(ProtocolError::InvalidUtf8);
-        }
-        self.carry[..tail.len()].copy_from_slice(tail);
-        self.carry_len = tail.len();
-        Ok(())
     }
 
     /// Acts on a frame whose payload is complete.
-    fn finish_frame(&mut self, header: &FrameHeader, out: &mut Vec<u8>) -> Completed {
-        let control = &self.control[..self.control_len];
+    fn finish_frame(&mut self, header: &FrameHeader, out: &mut Vec<u8>) -> Option<Completed> {
         match header.opcode {
-            Opcode::Close => {
-                // Whatever the close frame says, the peer is done with this connection.
-                self.state = State::Finished;
-                let parsed = parse_close_payload(control);
-                // RFC 6455 §5.5.1: answer a close frame with a close frame, echoing its
-                // code; a malformed one is answered with the code of what was wrong.
-                match parsed {
-                    Ok(Some(code)) => queue_close(out, code, ""),
-                    Ok(None) => frame::encode_frame(out, Opcode::Close, &[]),
-                    Err(err) => queue_close(out, err.close_code(), ""),
+            Opcode::Close => Some(self.receive_close(out)),
+            // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+            // frame in response, unless it already received a Close frame." Once our own
+            // close frame is out this server sends nothing more, pongs included.
+            Opcode::Ping if self.state == State::Open => {
+                let payload = &self.control[..self.control_len];
+                frame::encode_frame(out, Opcode::Pong, payload);
+                None
+            }
+            // RFC 6455 §5.5.3: "A response to an unsolicited Pong frame is not expected."
+            Opcode::Ping | Opcode::Pong => None,
+            Opcode::Text | Opcode::Binary | Opcode::Continuation if header.fin => {
+                match self.assembly.finish() {
+                    Err(err) => Some(Completed::Failed(err)),
+                    Ok(()) if self.state == State::Open => {
+                        Some(Completed::Message(Delivered::Assembled))
+                    }
+                    // A message that completes after our close frame is dropped unread.
+                    Ok(()) => {
+                        self.assembly.reset();
+                        None
+                    }
                 }
-                parsed.map_or_else(Completed::Failed, Completed::Closed)
             }
-            // RFC 6455 §5.5.2: a pong carries the ping's payload back.
-            Opcode::Ping => {
-                frame::encode_frame(out, Opcode::Pong, control);
-                Completed::Nothing
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => None,
+        }
+    }
+
+    /// A close frame arrived: the peer is done with this connection, whatever it says.
+    fn receive_close(&mut self, out: &mut Vec<u8>) -> Completed {
+        let parsed = ClosePayload::parse(&self.control[..self.control_len]);
+        if self.state == State::Closing {
+            // The answer to our own close frame: the handshake is over.
+            self.state = State::Closed;
+            return match parsed {
+                Ok(payload) => Completed::Closed(payload.map(|p| p.code)),
+                Err(err) => Completed::Failed(err),
+            };
+        }
+        match parsed {
+            Ok(payload) => {
+                // RFC 6455 §5.5.1: "the endpoint typically echos the status code it
+                // received". This server echoes the code, without the reason.
+                let code = payload.map(|p| p.code);
+                queue_close(out, code.map(ClosePayload::code));
+                self.state = State::Closed;
+                Completed::Closed(code)
             }
-            // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
-            Opcode::Pong => Completed::Nothing,
-            // A text message may not end inside a code point.
-            _ if header.fin && self.carry_len > 0 => Completed::Failed(ProtocolError::InvalidUtf8),
-            // A final data frame completes the message that `start_frame` opened.
-            _ if header.fin => self
-                .message_opcode
-                .take()
-                .map_or(Completed::Nothing, Completed::Message),
-            _ => Completed::Nothing,
+            Err(err) => Completed::Failed(err),
         }
     }
 }
 
-/// The capacity a message buffer needs to hold `needed` bytes: it grows geometrically, so
-/// a large message is copied O(1) times, but never past the end of the current frame,
-/// whose length is known, so the buffer stays within what actually arrives.
-fn capacity_for(needed: usize, capacity: usize, frame: &FrameInProgress) -> usize {
-    if needed <= capacity {
-        return capacity;
+impl Assembly {
+    /// Starts a message with a text or binary frame, or continues one with a continuation.
+    fn start(&mut self, opcode: Opcode) -> Result<(), ProtocolError> {
+        match (opcode, &mut *self) {
+            (Opcode::Continuation, Assembly::Text(..) | Assembly::Binary(_)) => Ok(()),
+            // RFC 6455 §5.4: a continuation frame only continues a started message...
+            (Opcode::Continuation, Assembly::Idle(_)) => {
+                Err(ProtocolError::ContinuationWithoutStart)
+            }
+            // ...and "the fragments of one message MUST NOT be interleaved between the
+            // fragments of another message".
+            (_, Assembly::Text(..) | Assembly::Binary(_)) => {
+                Err(ProtocolError::DataInsideFragmentedMessage)
+            }
+            (_, Assembly::Idle(buffer)) => {
+                let buffer = std::mem::take(buffer);
+                *self = if opcode == Opcode::Text {
+                    // An empty buffer is valid UTF-8, so this hands the allocation over.
+                    Assembly::Text(
+                        String::from_utf8(buffer).unwrap_or_default(),
+                        Utf8Tail::default(),
+                    )
+                } else {
+                    Assembly::Binary(buffer)
+                };
+                Ok(())
+            }
+        }
     }
-    let frame_end = (needed as u64).saturating_add(frame.remaining());
+
+    /// Payload bytes of the message so far.
+    fn len(&self) -> usize {
+        match self {
+            Assembly::Idle(_) => 0,
+            Assembly::Text(text, tail) => text.len() + tail.len,
+            Assembly::Binary(bytes) => bytes.len(),
+        }
+    }
+
+    /// Appends an unmasked chunk of the message; `frame_left` bytes of its frame follow.
+    fn push(&mut self, chunk: &[u8], frame_left: u64) -> Result<(), ProtocolError> {
+        let needed = self.len() + chunk.len();
+        match self {
+            Assembly::Idle(_) => Ok(()),
+            Assembly::Binary(bytes) => {
+                bytes.reserve_exact(growth(bytes.len(), bytes.capacity(), needed, frame_left));
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            }
+            Assembly::Text(text, tail) => {
+                text.reserve_exact(growth(text.len(), text.capacity(), needed, frame_left));
+                push_utf8(text, tail, chunk)
+            }
+        }
+    }
+
+    /// Ends the message. RFC 6455 §8.1: a text message whose bytes are not valid UTF-8
+    /// fails the connection; here, one that ends inside a code point.
+    fn finish(&self) -> Result<(), ProtocolError> {
+        match self {
+            Assembly::Text(_, tail) if tail.len > 0 => Err(ProtocolError::InvalidUtf8),
+            _ => Ok(()),
+        }
+    }
+
+    /// Back to idle, keeping the buffer (cleared) unless it grew large.
+    fn reset(&mut self) {
+        let mut buffer = match std::mem::replace(self, Assembly::Idle(Vec::new())) {
+            Assembly::Idle(buffer) | Assembly::Binary(buffer) => buffer,
+            Assembly::Text(text, _) => text.into_bytes(),
+        };
+        buffer.clear();
+        if buffer.capacity() > RETAINED_CAPACITY {
+            buffer = Vec::new();
+        }
+        *self = Assembly::Idle(buffer);
+    }
+}
+
+/// How much a message buffer of `len` bytes and `capacity` must grow to hold `needed`:
+/// geometrically, so a large message is copied O(1) times, but never past the end of the
+/// current frame, whose length is known, so the buffer stays within what actually arrives.
+fn growth(len: usize, capacity: usize, needed: usize, frame_left: u64) -> usize {
+    if needed <= capacity {
+        return 0;
+    }
+    let frame_end = (needed as u64).saturating_add(frame_left);
     let doubled = (capacity as u64 * 2).max(4096);
-    doubled.min(frame_end).max(needed as u64) as usize
+    doubled.min(frame_end).max(needed as u64) as usize - len
+}
+
+/// Appends text as it arrives, checking each byte once: the one UTF-8 path. A code point
+/// cut by the end of a chunk waits in `tail` for the rest; what can no longer become valid
+/// UTF-8 fails in the call that brings it.
+fn push_utf8(
+    text: &mut String,
+    tail: &mut Utf8Tail,
+    mut chunk: &[u8],
+) -> Result<(), ProtocolError> {
+    if tail.len > 0 {
+        let width = utf8_width(tail.bytes[0]);
+        let take = (width - tail.len).min(chunk.len());
+        tail.bytes[tail.len..tail.len + take].copy_from_slice(&chunk[..take]);
+        tail.len += take;
+        chunk = &chunk[take..];
+        match std::str::from_utf8(&tail.bytes[..tail.len]) {
+            Ok(code_point) => {
+                text.push_str(code_point);
+                tail.len = 0;
+            }
+            Err(err) if err.error_len().is_none() => return Ok(()),
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+    }
+    let (whole, cut) = chunk.split_at(cut_code_point_start(chunk));
+    let whole = std::str::from_utf8(whole).map_err(|_| ProtocolError::InvalidUtf8)?;
+    text.push_str(whole);
+    if std::str::from_utf8(cut).is_err_and(|err| err.error_len().is_some()) {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    tail.bytes[..cut.len()].copy_from_slice(cut);
+    tail.len = cut.len();
+    Ok(())
 }
 
 /// The length of the UTF-8 sequence a lead byte starts (1 for bytes that start none).
@@ -527,40 +640,14 @@ fn cut_code_point_start(bytes: &[u8]) -> usize {
     bytes.len()
 }
 
-/// Where a message ends in the input if `header` starts a single-frame data message whose
-/// payload, from `start`, lies whole in an input of `len` bytes.
-fn whole_message_end(header: &FrameHeader, start: usize, len: usize) -> Option<usize> {
-    let single = header.fin && matches!(header.opcode, Opcode::Text | Opcode::Binary);
-    let end = start.checked_add(usize::try_from(header.payload_len).ok()?)?;
-    (single && end <= len).then_some(end)
-}
-
-/// The close code of a close frame's payload, checked as it comes off the wire
-/// (RFC 6455 §5.5.1, §7.4): empty, or a 2-byte allowed code and a UTF-8 reason.
-fn parse_close_payload(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
-    match payload {
-        [] => Ok(None),
-        [_] => Err(ProtocolError::ClosePayloadOneByte),
-        [high, low, reason @ ..] => {
-            let code = u16::from_be_bytes([*high, *low]);
-            if !close_code::allowed_on_wire(code) {
-                return Err(ProtocolError::CloseCodeNotAllowed(code));
-            }
-            std::str::from_utf8(reason).map_err(|_| ProtocolError::CloseReasonUtf8)?;
-            Ok(Some(code))
-        }
+/// Appends a close frame with `payload` (or an empty one) to `out`: the one place a close
+/// frame is built.
+fn queue_close(out: &mut Vec<u8>, payload: Option<ClosePayload>) {
+    let len = payload.map_or(0, |p| p.encoded_len());
+    frame::encode_header(out, Opcode::Close, len, None);
+    if let Some(payload) = payload {
+        payload.encode(out);
     }
-}
-
-/// Appends a close frame with `code` and `reason` (truncated to fit 125 bytes) to `out`.
-fn queue_close(out: &mut Vec<u8>, code: u16, reason: &str) {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    frame::encode_header(out, Opcode::Close, 2 + end, None);
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&reason.as_bytes()[..end]);
 }
 
 #[cfg(test)]
@@ -570,12 +657,7 @@ mod tests {
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
         let key = [0xA1, 0xB2, 0xC3, 0xD4];
         let mut out = Vec::new();
-        frame::encode_header(
-            &mut out,
-            Opcode::from_wire(opcode).unwrap(),
-            payload.len(),
-            Some(key),
-        );
+        frame::encode_header(&mut out, Opcode::Text, payload.len(), Some(key));
         out[0] = (u8::from(fin) << 7) | opcode;
         out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
         out
@@ -590,13 +672,27 @@ mod tests {
             let mut at = 0;
             while at < piece.len() {
                 let (used, event) = protocol.receive(&mut piece[at..], &mut out);
-                if let Some(event) = event {
-                    seen.push(format!("{event:?}"));
+                match event {
+                    Some(Event::Message) => {
+                        let message = protocol.message(&piece[at..]).expect("a message");
+                        seen.push(format!("{message:?}"));
+                    }
+                    Some(event) => seen.push(format!("{event:?}")),
+                    None => {}
                 }
                 at += used;
             }
         }
         (seen, out)
+    }
+
+    /// Feeds `input` whole to a fresh protocol and returns its events and output.
+    fn run(max_message_size: usize, input: &[u8]) -> (Vec<String>, Vec<u8>) {
+        events(
+            &mut Protocol::new(max_message_size),
+            input,
+            input.len().max(1),
+        )
     }
 
     #[test]
@@ -606,10 +702,10 @@ mod tests {
         input.extend(client_frame(true, 0x0, "wörld".as_bytes()));
         input.extend(client_frame(true, 0x2, &[0; 300]));
         input.extend(client_frame(true, 0x8, &[0x03, 0xE8]));
-        let whole = events(&mut Protocol::new(1 << 20), &input, input.len());
+        let whole = run(1 << 20, &input);
         assert_eq!(whole.0.len(), 3);
-        assert_eq!(whole.0[0], r#"Message(Text("héllo wörld"))"#);
-        assert_eq!(whole.0[2], "Closed { code: Some(1000) }");
+        assert_eq!(whole.0[0], r#"Text("héllo wörld")"#);
+        assert_eq!(whole.0[2], "Closed { code: Some(CloseCode(1000)) }");
         for chunk in 1..input.len() {
             assert_eq!(
                 events(&mut Protocol::new(1 << 20), &input, chunk),
@@ -620,15 +716,20 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_single_frame_message_is_unmasked_where_it_lies() {
+    fn a_whole_single_frame_binary_message_is_unmasked_where_it_lies() {
         let mut protocol = Protocol::new(1 << 20);
         let mut input = client_frame(true, 0x2, b"in place");
         let next = client_frame(true, 0x1, b"next");
         input.extend_from_slice(&next[..5]);
         let mut out = Vec::new();
         let (used, event) = protocol.receive(&mut input, &mut out);
-        assert_eq!(event, Some(Event::Message(Message::Binary(b"in place"))));
-        assert_eq!(protocol.message.capacity(), 0, "the payload was copied");
+        assert_eq!(event, Some(Event::Message));
+        assert_eq!(protocol.message(&input), Some(Message::Binary(b"in place")));
+        assert_eq!(protocol.assembly.len(), 0);
+        assert!(
+            matches!(&protocol.assembly, Assembly::Binary(b) if b.capacity() == 0),
+            "the payload was copied"
+        );
         assert_eq!(
             &input[used..],
             &next[..5],
@@ -644,13 +745,12 @@ mod tests {
         header.extend_from_slice(&[1, 2, 3, 4]);
         let mut out = Vec::new();
         let header_len = header.len();
-        let (used, event) = protocol.receive(&mut header, &mut out);
-        assert_eq!((used, event), (header_len, None));
+        assert_eq!(protocol.receive(&mut header, &mut out), (header_len, None));
         protocol.receive(&mut [0; 10], &mut out);
         assert!(
-            protocol.message.capacity() <= 4096,
-            "{}",
-            protocol.message.capacity()
+            matches!(&protocol.assembly, Assembly::Binary(b) if b.capacity() <= 4096),
+            "{:?}",
+            protocol.assembly.len()
         );
     }
 
@@ -662,17 +762,17 @@ mod tests {
         let mut stream = client_frame(false, 0x1, b"");
         stream.extend(empty.repeat(1000));
         let stream_len = stream.len();
-        let (used, event) = protocol.receive(&mut stream, &mut out);
-        assert_eq!((used, event), (stream_len, None));
+        assert_eq!(protocol.receive(&mut stream, &mut out), (stream_len, None));
         let mut batch = empty.repeat(1000);
         for _ in 0..1000 {
             let batch_len = batch.len();
             assert_eq!(protocol.receive(&mut batch, &mut out), (batch_len, None));
         }
-        assert_eq!(protocol.text.capacity(), 0);
+        assert!(matches!(&protocol.assembly, Assembly::Text(t, _) if t.capacity() == 0));
         let mut last = client_frame(true, 0x0, b"end");
         let (_, event) = protocol.receive(&mut last, &mut out);
-        assert_eq!(event, Some(Event::Message(Message::Text("end"))));
+        assert_eq!(event, Some(Event::Message));
+        assert_eq!(protocol.message(&last), Some(Message::Text("end")));
         assert!(out.is_empty());
     }
 
@@ -683,14 +783,19 @@ mod tests {
         let mut frame = client_frame(true, 0x2, &payload);
         let mut out = Vec::new();
         protocol.receive(&mut frame[..14 + 100_000], &mut out);
+        let capacity = |p: &Protocol| match &p.assembly {
+            Assembly::Binary(bytes) => bytes.capacity(),
+            other => panic!("{other:?}"),
+        };
         assert!(
-            protocol.message.capacity() <= 2 * 100_000,
+            capacity(&protocol) <= 2 * 100_000,
             "{}",
-            protocol.message.capacity()
+            capacity(&protocol)
         );
         let (_, event) = protocol.receive(&mut frame[14 + 100_000..], &mut out);
-        assert_eq!(event, Some(Event::Message(Message::Binary(&payload))));
-        assert!(protocol.message.capacity() <= payload.len() + 4096);
+        assert_eq!(event, Some(Event::Message));
+        assert_eq!(protocol.message(&[]), Some(Message::Binary(&payload)));
+        assert!(capacity(&protocol) <= payload.len() + 4096);
     }
 
     #[test]
@@ -722,44 +827,184 @@ mod tests {
         }
         let last = frame.len() - 1;
         let (_, event) = protocol.receive(&mut frame[last..], &mut out);
-        assert_eq!(event, Some(Event::Message(Message::Text("€€"))));
+        assert_eq!(event, Some(Event::Message));
+        assert_eq!(protocol.message(&[]), Some(Message::Text("€€")));
     }
 
+    /// RFC 6455 §7.1.7: once failed, nothing more is processed, not even a close frame.
     #[test]
-    fn after_failing_only_the_peers_close_matters() {
+    fn after_failing_nothing_is_processed_not_even_a_close() {
         let mut protocol = Protocol::new(10);
         let mut out = Vec::new();
-        let mut too_big = client_frame(true, 0x2, &[1; 50]);
-        let (used, event) = protocol.receive(&mut too_big, &mut out);
+        let mut stream = client_frame(true, 0x2, &[1; 50]);
+        stream.extend(client_frame(true, 0x9, b"ping"));
+        stream.extend(client_frame(true, 0x1, b"text"));
+        stream.extend(client_frame(true, 0x8, &[0x03, 0xE8]));
+        let stream_len = stream.len();
+        let (used, event) = protocol.receive(&mut stream, &mut out);
         assert_eq!(
             event,
             Some(Event::Failed(ProtocolError::MessageTooBig { limit: 10 }))
         );
-        assert_eq!(out, [0x88, 0x02, 0x03, 0xF1]);
-        // The rest of the refused frame, a ping and a text frame are skipped unanswered.
-        let mut rest = too_big[used..].to_vec();
-        rest.extend(client_frame(true, 0x9, b"ping"));
-        rest.extend(client_frame(true, 0x1, b"text"));
-        let rest_len = rest.len();
-        assert_eq!(protocol.receive(&mut rest, &mut out), (rest_len, None));
-        assert!(!protocol.is_finished());
-        let mut close = client_frame(true, 0x8, &[0x03, 0xF1]);
-        protocol.receive(&mut close, &mut out);
-        assert!(protocol.is_finished());
-        assert_eq!(out.len(), 4, "nothing was sent after our close");
+        assert_eq!(protocol.state(), State::Failed);
+        let (rest, event) = protocol.receive(&mut stream[used..], &mut out);
+        assert_eq!((used + rest, event), (stream_len, None));
+        assert_eq!(
+            out,
+            [0x88, 0x02, 0x03, 0xF1],
+            "only our close frame is sent"
+        );
+        assert_eq!(protocol.receive_eof(), None);
     }
 
     #[test]
     fn our_own_close_waits_for_the_peers() {
         let mut protocol = Protocol::new(10);
         let mut out = Vec::new();
-        protocol.close(1001, "ping timeout", &mut out);
+        let payload = ClosePayload {
+            code: CloseCode::GOING_AWAY,
+            reason: "ping timeout",
+        };
+        assert_eq!(protocol.close(payload, &mut out), Ok(()));
         assert_eq!(&out[..4], [0x88, 14, 0x03, 0xE9]);
         assert_eq!(&out[4..], b"ping timeout");
-        assert!(!protocol.is_open() && !protocol.is_finished());
-        protocol.send_ping(b"late", &mut out);
-        assert_eq!(out.len(), 16, "no ping after close");
-        protocol.receive(&mut client_frame(true, 0x8, b""), &mut out);
-        assert!(protocol.is_finished());
+        assert_eq!(protocol.state(), State::Closing);
+        assert_eq!(protocol.send_ping(b"late", &mut out), Err(NotOpen));
+        assert_eq!(
+            protocol.send_header(MessageKind::Text, 4, &mut out),
+            Err(NotOpen)
+        );
+        // Data and pings that cross our close are read past, unanswered.
+        let mut stream = client_frame(true, 0x1, b"late");
+        stream.extend(client_frame(true, 0x9, b""));
+        stream.extend(client_frame(true, 0x8, &[0x03, 0xE9]));
+        let (events, _) = events(&mut protocol, &stream, stream.len());
+        assert_eq!(events, ["Closed { code: Some(CloseCode(1001)) }"]);
+        assert_eq!(out.len(), 16, "nothing was sent after our close");
+        assert_eq!(protocol.state(), State::Closed);
+    }
+
+    #[test]
+    fn eof_while_open_is_an_abnormal_closure() {
+        let mut protocol = Protocol::new(10);
+        assert_eq!(protocol.receive_eof(), Some(Event::Abnormal));
+        assert_eq!(protocol.state(), State::Closed);
+        let mut closing = Protocol::new(10);
+        closing
+            .close(ClosePayload::code(CloseCode::GOING_AWAY), &mut Vec::new())
+            .unwrap();
+        assert_eq!(closing.receive_eof(), None);
+    }
+
+    #[test]
+    fn replies_get_the_shortest_header_while_open() {
+        let mut protocol = Protocol::new(10);
+        let mut out = Vec::new();
+        protocol
+            .send_header(MessageKind::Binary, 70_000, &mut out)
+            .unwrap();
+        assert_eq!(out, [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        out.clear();
+        protocol
+            .send_header(MessageKind::Text, 5, &mut out)
+            .unwrap();
+        assert_eq!(out, [0x81, 5]);
+        let (_, _) = protocol.receive(&mut client_frame(true, 0x8, b""), &mut out);
+        assert_eq!(
+            protocol.send_header(MessageKind::Text, 5, &mut out),
+            Err(NotOpen),
+            "no data frame after the close handshake"
+        );
+    }
+
+    /// The close frame that reports an error: 1002, 1007 or 1009, no reason.
+    const PROTOCOL_ERROR: [u8; 4] = [0x88, 0x02, 0x03, 0xEA];
+    const INVALID_PAYLOAD: [u8; 4] = [0x88, 0x02, 0x03, 0xEF];
+    const TOO_BIG: [u8; 4] = [0x88, 0x02, 0x03, 0xF1];
+
+    /// A stream that breaks each rule of the frame header.
+    fn broken_headers() -> Vec<(ProtocolError, Vec<u8>)> {
+        let mut top_bit = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        top_bit.extend_from_slice(&[0; 4]);
+        vec![
+            (ProtocolError::ReservedBits, vec![0xC1, 0x80, 0, 0, 0, 0]),
+            (ProtocolError::UnknownOpcode, vec![0x83, 0x80, 0, 0, 0, 0]),
+            (ProtocolError::Unmasked, vec![0x81, 0x00]),
+            (
+                ProtocolError::FragmentedControl,
+                client_frame(false, 0x9, b""),
+            ),
+            (ProtocolError::ControlTooLong, vec![0x89, 0xFE, 0, 126]),
+            (ProtocolError::LengthTopBit, top_bit),
+        ]
+    }
+
+    /// A stream that breaks each rule about messages and close frames.
+    fn broken_messages() -> Vec<(ProtocolError, Vec<u8>)> {
+        let interleaved = [
+            client_frame(false, 0x1, b"a"),
+            client_frame(true, 0x1, b"b"),
+        ];
+        vec![
+            (
+                ProtocolError::ContinuationWithoutStart,
+                client_frame(true, 0x0, b"x"),
+            ),
+            (
+                ProtocolError::DataInsideFragmentedMessage,
+                interleaved.concat(),
+            ),
+            (
+                ProtocolError::ClosePayloadOneByte,
+                client_frame(true, 0x8, &[3]),
+            ),
+            (
+                ProtocolError::CloseCodeNotAllowed(1005),
+                client_frame(true, 0x8, &[3, 0xED]),
+            ),
+            (
+                ProtocolError::InvalidUtf8,
+                client_frame(true, 0x1, &[0xC0, 0x80]),
+            ),
+            (
+                ProtocolError::CloseReasonUtf8,
+                client_frame(true, 0x8, &[3, 0xE8, 0xFF]),
+            ),
+            (
+                ProtocolError::MessageTooBig { limit: 10 },
+                client_frame(true, 0x2, &[0; 11]),
+            ),
+        ]
+    }
+
+    /// Every protocol error, with the exact close frame it is answered with.
+    #[test]
+    fn each_protocol_error_sends_its_close_frame() {
+        let cases = broken_headers().into_iter().chain(broken_messages());
+        let mut seen = 0;
+        for (err, input) in cases {
+            let close = match err.close_code() {
+                CloseCode::INVALID_PAYLOAD => INVALID_PAYLOAD,
+                CloseCode::MESSAGE_TOO_BIG => TOO_BIG,
+                _ => PROTOCOL_ERROR,
+            };
+            let (events, out) = run(10, &input);
+            assert_eq!(events, [format!("{:?}", Event::Failed(err))], "{err:?}");
+            assert_eq!(out, close, "{err:?}");
+            seen += 1;
+        }
+        assert_eq!(seen, 13, "one case per ProtocolError variant");
+        assert_eq!(
+            ProtocolError::InvalidUtf8.close_code(),
+            CloseCode::INVALID_PAYLOAD
+        );
+        assert_eq!(
+            ProtocolError::CloseReasonUtf8.close_code(),
+            CloseCode::INVALID_PAYLOAD
+        );
+        assert_eq!(
+            ProtocolError::Unmasked.close_code(),
+            CloseCode::PROTOCOL_ERROR
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! hand the bytes to the protocol, `write` what comes back. Every protocol decision lives in
 //! `http`, `handshake` and `protocol`; this module only moves bytes and keeps time.
 
+use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
@@ -12,12 +13,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::close::{CloseCode, ClosePayload};
 use crate::config::Config;
 use crate::echo;
-use crate::error::close_code;
+use crate::error::ProtocolError;
 use crate::handshake;
-use crate::http::{self, HeadReader, Rejection, Request, Route};
-use crate::protocol::{Event, Protocol};
+use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
+use crate::protocol::{Event, Protocol, State};
+use crate::Status;
 
 /// The page served at `/`, built into the binary so it runs from any directory.
 pub const PAGE: &str = include_str!("../static/client.html");
@@ -93,9 +96,7 @@ impl Server {
         let spawned = thread::Builder::new()
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                run_isolated(slot, peer, config.quiet, |log| {
-                    serve(stream, &config, log);
-                });
+                run_isolated(slot, peer, config.quiet, |log| serve(stream, &config, log));
             });
         if let Err(err) = spawned {
             eprintln!("{peer}: could not start a thread: {err}");
@@ -125,16 +126,80 @@ impl Drop for Slot {
 
 /// Runs one connection's work so that a panic in it is logged with the peer address and
 /// ends only that connection; the slot is freed either way.
-fn run_isolated(slot: Slot, peer: SocketAddr, quiet: bool, work: impl FnOnce(&mut ConnectionLog)) {
+fn run_isolated(
+    slot: Slot,
+    peer: SocketAddr,
+    quiet: bool,
+    work: impl FnOnce(&mut ConnectionLog) -> Ending,
+) {
     let mut log = ConnectionLog::new(peer);
-    if panic::catch_unwind(AssertUnwindSafe(|| work(&mut log))).is_err() {
-        log.outcome = "internal error: the connection's thread panicked".to_string();
+    match panic::catch_unwind(AssertUnwindSafe(|| work(&mut log))) {
+        Ok(ending) if !quiet => eprintln!("{}", log.line(&ending)),
+        Ok(_) => {}
         // A panic is a bug: report it even when per-connection lines are silenced.
-        eprintln!("{}", log.line());
-    } else if !quiet {
-        eprintln!("{}", log.line());
+        Err(_) => eprintln!("{}", log.line(&Ending::Panicked)),
     }
     drop(slot);
+}
+
+/// How a connection ended: the middle of its log line.
+#[derive(Debug)]
+enum Ending {
+    PageServed,
+    Refused(Rejection),
+    GoneBeforeRequest,
+    ReadFailed(io::Error),
+    SetupFailed(io::Error),
+    HandshakeFailed(io::Error),
+    ClosedByPeer(Option<CloseCode>),
+    Failed(ProtocolError),
+    Abnormal,
+    PingTimeout,
+    CloseTimeout,
+    WriteTimedOut,
+    Io(io::Error),
+    Panicked,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::PageServed => f.write_str("200 page served"),
+            Ending::Refused(rejection) => {
+                write!(
+                    f,
+                    "{} refused: {}",
+                    rejection.status().0,
+                    rejection.message()
+                )
+            }
+            Ending::GoneBeforeRequest => f.write_str("closed by peer before a complete request"),
+            Ending::ReadFailed(err) => write!(f, "read error before a complete request: {err}"),
+            Ending::SetupFailed(err) => write!(f, "could not set the write timeout: {err}"),
+            Ending::HandshakeFailed(err) => {
+                write!(f, "error while completing the handshake: {err}")
+            }
+            Ending::ClosedByPeer(Some(code)) => write!(f, "websocket: closed by peer with {code}"),
+            Ending::ClosedByPeer(None) => f.write_str("websocket: closed by peer with no code"),
+            Ending::Failed(err) => write!(
+                f,
+                "websocket: failed with close {} sent: {err}",
+                err.close_code()
+            ),
+            Ending::Abnormal => {
+                f.write_str("websocket: peer closed TCP without a close frame (1006)")
+            }
+            Ending::PingTimeout => f.write_str("websocket: no answer to ping, close 1001 sent"),
+            Ending::CloseTimeout => f.write_str(
+                "websocket: no answer to ping, close 1001 sent; no close frame came back in time",
+            ),
+            Ending::WriteTimedOut => {
+                f.write_str("websocket: peer stopped reading, write timed out")
+            }
+            Ending::Io(err) => write!(f, "websocket: connection error: {err}"),
+            Ending::Panicked => f.write_str("internal error: the connection's thread panicked"),
+        }
+    }
 }
 
 /// What is logged about a connection when it ends.
@@ -142,7 +207,6 @@ struct ConnectionLog {
     peer: SocketAddr,
     path: String,
     started: Instant,
-    outcome: String,
     messages_in: u64,
     messages_out: u64,
     bytes_in: u64,
@@ -155,7 +219,6 @@ impl ConnectionLog {
             peer,
             path: "-".to_string(),
             started: Instant::now(),
-            outcome: "closed".to_string(),
             messages_in: 0,
             messages_out: 0,
             bytes_in: 0,
@@ -163,12 +226,11 @@ impl ConnectionLog {
         }
     }
 
-    fn line(&self) -> String {
+    fn line(&self, ending: &Ending) -> String {
         format!(
-            "{} {} {} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, {} bytes",
+            "{} {} {ending} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, {} bytes",
             self.peer,
             self.path,
-            self.outcome,
             self.started.elapsed().as_secs_f64(),
             self.messages_in,
             self.bytes_in,
@@ -179,49 +241,25 @@ impl ConnectionLog {
 }
 
 /// Serves one connection from accept to close.
-fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) {
+fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) -> Ending {
     // Set once for the whole connection; `write_all_within` restores it after shortening it.
     if let Err(err) = stream.set_write_timeout(Some(config.write_timeout())) {
-        log.outcome = format!("could not set the write timeout: {err}");
-        return;
+        return Ending::SetupFailed(err);
     }
     let mut buf = vec![0; FIRST_READ_SIZE];
-    let mut reader = HeadReader::new(config.max_head_bytes, config.max_header_lines);
-    let deadline = Instant::now() + config.handshake_timeout;
-    // The handshake timeout is a total, not a per-read limit: a client dribbling one byte
-    // at a time (slowloris) is cut off all the same.
-    let (head_end, filled) = loop {
-        let Some(left) = time_left(deadline) else {
-            return refuse(stream, &Rejection::RequestTimeout, false, log, config);
-        };
-        let n = match read_with_timeout(&mut stream, &mut buf, left) {
-            Ok(0) => {
-                log.outcome = "closed by peer before a complete request".to_string();
-                return;
-            }
-            Ok(n) => n,
-            Err(err) if is_timeout(&err) => continue,
-            Err(err) => {
-                log.outcome = format!("read error before a complete request: {err}");
-                return;
-            }
-        };
-        log.bytes_in += n as u64;
-        match reader.push(&buf[..n]) {
-            Ok(Some(head_end)) => break (head_end, n),
-            Ok(None) => {}
-            Err(rejection) => return refuse(stream, &rejection, false, log, config),
-        }
+    let (reader, pending) = match read_head(&mut stream, &mut buf, config, log) {
+        Ok(head) => head,
+        Err(ending) => return ending,
     };
     let request = match Request::parse(reader.head()) {
         Ok(request) => request,
-        Err(rejection) => return refuse(stream, &rejection, false, log, config),
+        Err(rejection) => return refuse(&mut stream, rejection, Body::Included, log, config),
     };
     log.path = request.path.to_string();
     match request.route() {
         Route::Upgrade => match handshake::validate(&request, &config.allowed_origins) {
-            Ok(accept) => upgrade(stream, &accept, buf, head_end..filled, config, log),
-            Err(rejection) => refuse(stream, &rejection, false, log, config),
+            Ok(accept) => upgrade(&mut stream, &accept, buf, pending, config, log),
+            Err(rejection) => refuse(&mut stream, rejection, Body::Included, log, config),
         },
         Route::Page => {
             let page = http::response(
@@ -229,176 +267,310 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) {
                 "Cache-Control: no-cache\r\n",
                 "text/html; charset=utf-8",
                 PAGE.as_bytes(),
-                request.is_head(),
+                request.body(),
             );
-            log.outcome = "200 page served".to_string();
-            send_and_close(stream, &page, log, config);
+            send_and_close(&mut stream, &page, log, config);
+            Ending::PageServed
         }
-        Route::Refuse(rejection) => refuse(stream, &rejection, request.is_head(), log, config),
+        Route::Refuse(rejection) => refuse(&mut stream, rejection, request.body(), log, config),
+    }
+}
+
+/// Reads the request head into a [`HeadReader`], and returns it with the range of `buf`
+/// that arrived behind the head (frames a client sent without waiting for the answer).
+///
+/// The handshake timeout is a total, not a per-read limit: a client dribbling one byte at
+/// a time (slowloris) is cut off all the same.
+fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    config: &Config,
+    log: &mut ConnectionLog,
+) -> Result<(HeadReader, Range<usize>), Ending> {
+    let mut reader = HeadReader::new(config.max_head_bytes, config.max_header_lines);
+    let deadline = Instant::now() + config.handshake_timeout;
+    loop {
+        let Some(left) = time_left(deadline) else {
+            let timeout = Rejection::RequestTimeout;
+            return Err(refuse(stream, timeout, Body::Included, log, config));
+        };
+        let n = match read_with_timeout(stream, buf, left) {
+            Ok(0) => return Err(Ending::GoneBeforeRequest),
+            Ok(n) => n,
+            Err(err) if is_timeout(&err) => continue,
+            Err(err) => return Err(Ending::ReadFailed(err)),
+        };
+        log.bytes_in += n as u64;
+        match reader.push(&buf[..n]) {
+            Ok(Status::Complete(head_end)) => return Ok((reader, head_end..n)),
+            Ok(Status::Partial) => {}
+            Err(rejection) => return Err(refuse(stream, rejection, Body::Included, log, config)),
+        }
     }
 }
 
 /// Answers with an HTTP error and closes.
 fn refuse(
-    stream: TcpStream,
-    rejection: &Rejection,
-    head_only: bool,
+    stream: &mut TcpStream,
+    rejection: Rejection,
+    body: Body,
     log: &mut ConnectionLog,
     config: &Config,
-) {
-    let (code, _) = rejection.status();
-    log.outcome = format!("{code} refused: {}", rejection.message());
-    send_and_close(stream, &rejection.response(head_only), log, config);
+) -> Ending {
+    send_and_close(stream, &rejection.response(body), log, config);
+    Ending::Refused(rejection)
 }
 
 fn send_and_close(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     response: &[u8],
     log: &mut ConnectionLog,
     config: &Config,
 ) {
-    if write_all_within(&mut stream, response, &[], config.write_timeout()).is_ok() {
+    if write_all_within(stream, response, &[], config.write_timeout()).is_ok() {
         log.bytes_out += response.len() as u64;
         linger_close(stream, config.close_timeout);
     }
 }
 
-/// Completes the upgrade and runs the WebSocket until it ends.
+/// Completes the upgrade and runs the WebSocket session until it ends.
 fn upgrade(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     accept: &str,
     buf: Vec<u8>,
     pending: Range<usize>,
     config: &Config,
     log: &mut ConnectionLog,
-) {
+) -> Ending {
     let response = handshake::switching_protocols(accept);
     let setup = stream
         .set_nodelay(true)
-        .and_then(|()| write_all_within(&mut stream, &response, &[], config.write_timeout()));
+        .and_then(|()| write_all_within(stream, &response, &[], config.write_timeout()));
     if let Err(err) = setup {
-        log.outcome = format!("error while completing the handshake: {err}");
-        return;
+        return Ending::HandshakeFailed(err);
     }
     log.bytes_out += response.len() as u64;
-    log.outcome = "websocket: closed".to_string();
-    match websocket(&mut stream, buf, pending, config, log) {
-        Ok(true) => linger_close(stream, config.close_timeout),
-        Ok(false) => {}
-        Err(err) if is_timeout(&err) => {
-            log.outcome = "websocket: peer stopped reading, write timed out".to_string()
-        }
-        Err(err) => log.outcome = format!("websocket: connection error: {err}"),
-    }
+    Session::new(stream, buf, config, log).run(pending)
 }
 
-/// The WebSocket read-process-write loop. Returns `Ok(true)` when the close handshake
-/// finished (the caller closes gracefully) and `Ok(false)` when the connection should just
-/// be dropped (the peer vanished or never answered our close frame).
-fn websocket(
-    stream: &mut TcpStream,
-    mut buf: Vec<u8>,
-    mut pending: Range<usize>,
-    config: &Config,
-    log: &mut ConnectionLog,
-) -> io::Result<bool> {
-    let mut protocol = Protocol::new(config.max_message_size);
-    let mut out = Vec::new();
-    let mut close_deadline = None;
-    let mut ping_sent = false;
-    // Set the read timeout only when it changes: a syscall per message would cost more
-    // than the echo itself. `None`: what the handshake left on the socket.
-    let mut read_timeout: Option<Option<Duration>> = None;
-    loop {
+/// Whether the peer is keeping its side of the connection alive.
+#[derive(Clone, Copy, Debug)]
+enum Liveness {
+    /// Heard from within the last ping interval.
+    Active,
+    /// Silent for a whole ping interval: a ping is out.
+    PingSent,
+    /// Silent for another interval: our close frame is out, and the peer has until
+    /// `deadline` to answer it.
+    Closing { deadline: Instant },
+}
+
+/// One WebSocket connection in the shell: reads bytes into the protocol, writes what comes
+/// out, keeps time. Every protocol decision is the protocol's.
+struct Session<'c> {
+    stream: &'c mut TcpStream,
+    config: &'c Config,
+    log: &'c mut ConnectionLog,
+    protocol: Protocol,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    liveness: Liveness,
+    /// The read timeout on the socket, set only when it changes: a syscall per message would
+    /// cost more than the echo itself. `None` until the session first sets it.
+    read_timeout: Option<Option<Duration>>,
+    /// The first thing that decided how the connection ends.
+    ending: Option<Ending>,
+}
+
+impl<'c> Session<'c> {
+    fn new(
+        stream: &'c mut TcpStream,
+        buf: Vec<u8>,
+        config: &'c Config,
+        log: &'c mut ConnectionLog,
+    ) -> Session<'c> {
+        Session {
+            stream,
+            config,
+            log,
+            protocol: Protocol::new(config.max_message_size),
+            buf,
+            out: Vec::new(),
+            liveness: Liveness::Active,
+            read_timeout: None,
+            ending: None,
+        }
+    }
+
+    /// Runs the connection, starting with the bytes in `buf[pending]`, until it ends.
+    fn run(mut self, pending: Range<usize>) -> Ending {
+        if let Err(err) = self.serve(pending) {
+            self.end(if is_timeout(&err) {
+                Ending::WriteTimedOut
+            } else {
+                Ending::Io(err)
+            });
+        }
+        self.ending.unwrap_or(Ending::Abnormal)
+    }
+
+    /// The read-process-write loop. Once the protocol reads no more (closed or failed), our
+    /// side is closed at once; only a close we started waits for the peer's answer.
+    fn serve(&mut self, mut pending: Range<usize>) -> io::Result<()> {
+        loop {
+            self.process(pending)?;
+            self.flush()?;
+            if matches!(self.protocol.state(), State::Closed | State::Failed) {
+                linger_close(self.stream, self.config.close_timeout);
+                return Ok(());
+            }
+            match self.read()? {
+                Some(arrived) => pending = arrived,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Hands `buf[pending]` to the protocol and answers every message in it.
+    fn process(&mut self, mut pending: Range<usize>) -> io::Result<()> {
         while !pending.is_empty() {
-            let (used, event) = protocol.receive(&mut buf[pending.clone()], &mut out);
-            pending.start += used;
+            let (used, event) = self
+                .protocol
+                .receive(&mut self.buf[pending.clone()], &mut self.out);
             match event {
-                None => {}
-                Some(Event::Message(message)) => {
-                    log.messages_in += 1;
-                    let payload = echo::reply(config.echo, &message, &mut out);
-                    if payload.len() <= COPY_LIMIT {
-                        out.extend_from_slice(payload);
-                    } else {
-                        // Send a large payload from where it lies, behind what is queued.
-                        write_all_within(stream, &out, payload, config.write_timeout())?;
-                        log.bytes_out += (out.len() + payload.len()) as u64;
-                        out.clear();
-                    }
-                    log.messages_out += 1;
-                }
-                Some(Event::Closed { code }) => {
-                    log.outcome = match code {
-                        Some(code) => format!("websocket: closed by peer with {code}"),
-                        None => "websocket: closed by peer with no code".to_string(),
-                    };
-                }
-                Some(Event::Failed(err)) => {
-                    log.outcome = format!(
-                        "websocket: failed with close {} sent: {err}",
-                        err.close_code()
-                    );
-                }
+                Some(Event::Message) => self.echo(pending.clone())?,
+                Some(Event::Closed { code }) => self.end(Ending::ClosedByPeer(code)),
+                Some(Event::Failed(err)) => self.end(Ending::Failed(err)),
+                Some(Event::Abnormal) | None => {}
             }
+            pending.start += used;
         }
-        // One write for everything this read produced: replies, pongs and close frames.
-        if !out.is_empty() {
-            write_all_within(stream, &out, &[], config.write_timeout())?;
-            log.bytes_out += out.len() as u64;
-            out.clear();
-            if out.capacity() > RETAINED_OUT_CAPACITY {
-                out = Vec::new();
-            }
-        }
-        if protocol.is_finished() {
-            return Ok(true);
-        }
-        let timeout = if protocol.is_open() {
-            config.ping_interval
-        } else {
-            // RFC 6455 §7.1.1: after our close frame, wait a bounded time for the peer's.
-            let deadline =
-                *close_deadline.get_or_insert_with(|| Instant::now() + config.close_timeout);
-            let Some(left) = time_left(deadline) else {
-                log.outcome.push_str("; no close frame came back in time");
-                return Ok(false);
-            };
-            Some(left)
+        Ok(())
+    }
+
+    /// Queues the reply to the message the protocol just announced. A small payload is
+    /// copied behind its header, so all the replies to one read go out in one write; a
+    /// large one is written from where it lies, behind what is queued, in one vectored write.
+    fn echo(&mut self, input: Range<usize>) -> io::Result<()> {
+        let Some(message) = self.protocol.message(&self.buf[input]) else {
+            return Ok(());
         };
-        if pending.end == buf.len() && buf.len() < MAX_READ_SIZE {
-            buf.resize(buf.len() * 2, 0);
+        self.log.messages_in += 1;
+        let reply = echo::reply(self.config.echo, &message);
+        if self
+            .protocol
+            .send_header(reply.kind, reply.len(), &mut self.out)
+            .is_err()
+        {
+            return Ok(());
         }
-        if read_timeout != Some(timeout) {
-            stream.set_read_timeout(timeout)?;
-            read_timeout = Some(timeout);
+        self.out.extend_from_slice(reply.prefix);
+        if reply.payload.len() <= COPY_LIMIT {
+            self.out.extend_from_slice(reply.payload);
+        } else {
+            write_all_within(
+                self.stream,
+                &self.out,
+                reply.payload,
+                self.config.write_timeout(),
+            )?;
+            self.log.bytes_out += (self.out.len() + reply.payload.len()) as u64;
+            self.out.clear();
         }
-        pending = 0..0;
-        match stream.read(&mut buf) {
-            Ok(0) => {
-                if protocol.is_open() {
-                    log.outcome =
-                        "websocket: peer closed TCP without a close frame (1006)".to_string();
+        self.log.messages_out += 1;
+        Ok(())
+    }
+
+    /// One write for everything a read produced: replies, pongs and close frames.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        write_all_within(self.stream, &self.out, &[], self.config.write_timeout())?;
+        self.log.bytes_out += self.out.len() as u64;
+        self.out.clear();
+        if self.out.capacity() > RETAINED_OUT_CAPACITY {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Waits for bytes, keeping the peer alive with pings meanwhile. Returns the range of
+    /// `buf` that arrived (empty after a timeout or the peer's EOF), or `None` when our
+    /// close frame went unanswered in time.
+    fn read(&mut self) -> io::Result<Option<Range<usize>>> {
+        let timeout = match self.liveness {
+            Liveness::Active | Liveness::PingSent => self.config.ping_interval,
+            Liveness::Closing { deadline } => match time_left(deadline) {
+                Some(left) => Some(left),
+                None => {
+                    self.ending = Some(Ending::CloseTimeout);
+                    return Ok(None);
                 }
-                return Ok(false);
+            },
+        };
+        if self.read_timeout != Some(timeout) {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = Some(timeout);
+        }
+        match self.stream.read(&mut self.buf) {
+            Ok(0) => {
+                if let Some(Event::Abnormal) = self.protocol.receive_eof() {
+                    self.end(Ending::Abnormal);
+                }
+                Ok(Some(0..0))
             }
             Ok(n) => {
-                log.bytes_in += n as u64;
-                pending = 0..n;
-                ping_sent = false;
+                self.arrived(n);
+                Ok(Some(0..n))
             }
-            Err(err) if is_timeout(&err) && protocol.is_open() => {
-                if ping_sent {
-                    log.outcome = "websocket: no answer to ping, close 1001 sent".to_string();
-                    protocol.close(close_code::GOING_AWAY, "ping timeout", &mut out);
-                } else {
-                    protocol.send_ping(b"keepalive", &mut out);
-                    ping_sent = true;
+            Err(err) if is_timeout(&err) => {
+                self.keep_alive();
+                Ok(Some(0..0))
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(Some(0..0)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Counts `n` bytes that arrived. A read that filled the buffer doubles it, up to the
+    /// maximum, so a busy connection takes many frames per syscall.
+    fn arrived(&mut self, n: usize) {
+        self.log.bytes_in += n as u64;
+        if let Liveness::PingSent = self.liveness {
+            self.liveness = Liveness::Active;
+        }
+        if n == self.buf.len() && self.buf.len() < MAX_READ_SIZE {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+    }
+
+    /// A ping interval passed in silence: ping, and after a second one, close with 1001.
+    fn keep_alive(&mut self) {
+        match self.liveness {
+            Liveness::Active => {
+                if self.protocol.send_ping(b"keepalive", &mut self.out).is_ok() {
+                    self.liveness = Liveness::PingSent;
                 }
             }
-            Err(err) if is_timeout(&err) || err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+            Liveness::PingSent => {
+                let payload = ClosePayload {
+                    code: CloseCode::GOING_AWAY,
+                    reason: "ping timeout",
+                };
+                if self.protocol.close(payload, &mut self.out).is_ok() {
+                    self.end(Ending::PingTimeout);
+                    let deadline = Instant::now() + self.config.close_timeout;
+                    self.liveness = Liveness::Closing { deadline };
+                }
+            }
+            Liveness::Closing { .. } => {}
         }
+    }
+
+    /// Records how the connection ends, unless something decided it already.
+    fn end(&mut self, ending: Ending) {
+        self.ending.get_or_insert(ending);
     }
 }
 
@@ -447,7 +619,7 @@ fn write_all_within(
 /// Closes a connection without losing what we wrote: a socket closed with unread input is
 /// reset, and a reset can destroy our last bytes before the peer reads them. So: send our
 /// FIN, then read and discard until the peer closes too, within a time and byte budget.
-fn linger_close(mut stream: TcpStream, timeout: Duration) {
+fn linger_close(stream: &mut TcpStream, timeout: Duration) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }
@@ -455,7 +627,7 @@ fn linger_close(mut stream: TcpStream, timeout: Duration) {
     let mut sink = [0; 4096];
     let mut drained = 0;
     while let Some(left) = time_left(deadline) {
-        match read_with_timeout(&mut stream, &mut sink, left) {
+        match read_with_timeout(stream, &mut sink, left) {
             Ok(0) => return,
             Ok(n) if drained + n <= DRAIN_LIMIT => drained += n,
             Err(err) if is_timeout(&err) => {}
@@ -481,7 +653,7 @@ fn spawn_refuser() -> SyncSender<TcpStream> {
 }
 
 fn refuse_busy(queue: &Receiver<TcpStream>) {
-    let response = Rejection::ServiceUnavailable.response(false);
+    let response = Rejection::ServiceUnavailable.response(Body::Included);
     let mut waiting: Vec<(TcpStream, Instant)> = Vec::new();
     let mut sink = [0; 4096];
     loop {
@@ -551,7 +723,9 @@ mod tests {
         drop(first);
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let worker = thread::spawn(move || {
-            run_isolated(second, peer, true, |_| panic!("deliberate test panic"));
+            run_isolated(second, peer, true, |_| -> Ending {
+                panic!("deliberate test panic")
+            });
         });
         assert!(worker.join().is_ok(), "the panic must not escape");
         assert_eq!(active.load(Ordering::Acquire), 0);
