@@ -414,12 +414,16 @@ impl<'c> Session<'c> {
         self.ending.unwrap_or(Ending::Abnormal)
     }
 
-    /// The read-process-write loop. Once the protocol reads no more (closed or failed), our
-    /// side is closed at once; only a close we started waits for the peer's answer.
+    /// The read-process-write loop, until the protocol reads no more or our close frame
+    /// goes unanswered.
     fn serve(&mut self, mut pending: Range<usize>) -> io::Result<()> {
         loop {
             self.process(pending)?;
             self.flush()?;
+            // RFC 6455 §7.1.1: "when a server is instructed to _Close the WebSocket
+            // Connection_ it SHOULD initiate a TCP Close immediately". Once the close
+            // handshake is over or the connection failed, pure-ws sends its FIN at once, and
+            // only drains (unread, within a time and byte budget) what is still in flight.
             if matches!(self.protocol.state(), State::Closed | State::Failed) {
                 linger_close(self.stream, self.config.close_timeout);
                 return Ok(());
@@ -560,6 +564,10 @@ impl<'c> Session<'c> {
                 };
                 if self.protocol.close(payload, &mut self.out).is_ok() {
                     self.end(Ending::PingTimeout);
+                    // RFC 6455 §5.5.1: "After both sending and receiving a Close message, an
+                    // endpoint considers the WebSocket connection closed and MUST close the
+                    // underlying TCP connection." So a close we start waits for the peer's;
+                    // pure-ws waits at most the close timeout, then drops the connection.
                     let deadline = Instant::now() + self.config.close_timeout;
                     self.liveness = Liveness::Closing { deadline };
                 }
