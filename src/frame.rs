@@ -124,14 +124,15 @@ impl FrameHeader {
         let Some(&first) = buf.first() else {
             return Ok(Status::Partial);
         };
-        // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings
-        // for non-zero values". This server negotiates no extension.
+        // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that defines
+        // meanings for non-zero values". pure-ws negotiates none, so any set bit is a 1002.
         if first & 0x70 != 0 {
             return Err(ProtocolError::ReservedBits);
         }
         let opcode = Opcode::from_wire(first & 0x0F).ok_or(ProtocolError::UnknownOpcode)?;
         let fin = first & 0x80 != 0;
-        // RFC 6455 §5.5: "Control frames MUST NOT be fragmented."
+        // RFC 6455 §5.5: "Control frames MUST NOT be fragmented." pure-ws refuses one from
+        // its first byte, before any payload.
         if opcode.is_control() && !fin {
             return Err(ProtocolError::FragmentedControl);
         }
@@ -139,11 +140,12 @@ impl FrameHeader {
             return Ok(Status::Partial);
         };
         // RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that
-        // is not masked."
+        // is not masked." pure-ws fails it with 1002 (protocol error), as §7.4.1 defines.
         if second & 0x80 == 0 {
             return Err(ProtocolError::Unmasked);
         }
-        // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+        // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or
+        // less". pure-ws judges that from the 7-bit length alone (126 and 127 announce more).
         if opcode.is_control() && second & 0x7F > 125 {
             return Err(ProtocolError::ControlTooLong);
         }
@@ -160,7 +162,8 @@ impl FrameHeader {
                 header[9],
             ]),
         };
-        // RFC 6455 §5.2: in a 64-bit length "the most significant bit MUST be 0".
+        // RFC 6455 §5.2: in a 64-bit length "the most significant bit MUST be 0". pure-ws
+        // fails such a header with 1002 rather than reading it as a size.
         if payload_len >> 63 != 0 {
             return Err(ProtocolError::LengthTopBit);
         }
