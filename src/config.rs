@@ -32,6 +32,10 @@ pub struct Config {
     pub max_header_lines: usize,
     /// No per-connection log lines.
     pub quiet: bool,
+    /// Threads whose connection ended that may wait at once for the next connection.
+    pub max_idle_threads: usize,
+    /// How long such a thread waits for a connection before it ends.
+    pub idle_thread_timeout: Duration,
 }
 
 impl Default for Config {
@@ -49,6 +53,8 @@ impl Default for Config {
             max_head_bytes: 8 * 1024,
             max_header_lines: 100,
             quiet: false,
+            max_idle_threads: 64,
+            idle_thread_timeout: Duration::from_secs(2),
         }
     }
 }

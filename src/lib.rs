@@ -12,6 +12,7 @@
 //! - [`error`]: protocol violations as data, each with its close code.
 //! - [`echo`]: the application: a message in, the reply out.
 //! - [`server`]: the shell: accept loop, a thread per connection, reads, writes and timeouts.
+//! - [`workers`]: the threads, parked between connections so churn does not create them.
 //!
 //! `main.rs` only turns the command line into a [`Config`] and runs a [`Server`].
 
@@ -27,6 +28,7 @@ pub mod handshake;
 pub mod http;
 pub mod protocol;
 pub mod server;
+pub mod workers;
 
 pub use config::Config;
 pub use server::Server;

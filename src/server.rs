@@ -20,6 +20,7 @@ use crate::error::ProtocolError;
 use crate::handshake;
 use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
 use crate::protocol::{Event, Protocol, State};
+use crate::workers::{Reuse, Workers};
 use crate::Status;
 
 /// The page served at `/`, built into the binary so it runs from any directory.
@@ -51,16 +52,23 @@ pub struct Server {
     listener: TcpListener,
     config: Arc<Config>,
     active: Arc<AtomicUsize>,
+    workers: Workers,
 }
 
 impl Server {
     /// Binds `config.host:config.port`.
     pub fn bind(config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+        let workers = Workers::new(
+            STACK_SIZE,
+            config.max_idle_threads,
+            config.idle_thread_timeout,
+        );
         Ok(Server {
             listener,
             config: Arc::new(config),
             active: Arc::new(AtomicUsize::new(0)),
+            workers,
         })
     }
 
@@ -93,12 +101,11 @@ impl Server {
             return;
         };
         let config = Arc::clone(&self.config);
-        let spawned = thread::Builder::new()
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                run_isolated(slot, peer, config.quiet, |log| serve(stream, &config, log));
-            });
-        if let Err(err) = spawned {
+        let job = Box::new(move || {
+            run_isolated(slot, peer, config.quiet, |log| serve(stream, &config, log))
+        });
+        // If no thread can be had, the job is dropped: its slot is freed, its socket closed.
+        if let Err(err) = self.workers.run(job) {
             eprintln!("{peer}: could not start a thread: {err}");
         }
     }
@@ -125,21 +132,30 @@ impl Drop for Slot {
 }
 
 /// Runs one connection's work so that a panic in it is logged with the peer address and
-/// ends only that connection; the slot is freed either way.
+/// ends only that connection; the slot is freed either way. A thread that panicked is not
+/// reused: whatever it held may be broken.
 fn run_isolated(
     slot: Slot,
     peer: SocketAddr,
     quiet: bool,
     work: impl FnOnce(&mut ConnectionLog) -> Ending,
-) {
+) -> Reuse {
     let mut log = ConnectionLog::new(peer);
-    match panic::catch_unwind(AssertUnwindSafe(|| work(&mut log))) {
-        Ok(ending) if !quiet => eprintln!("{}", log.line(&ending)),
-        Ok(_) => {}
-        // A panic is a bug: report it even when per-connection lines are silenced.
-        Err(_) => eprintln!("{}", log.line(&Ending::Panicked)),
-    }
+    let reuse = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut log))) {
+        Ok(ending) => {
+            if !quiet {
+                eprintln!("{}", log.line(&ending));
+            }
+            Reuse::Yes
+        }
+        Err(_) => {
+            // A panic is a bug: report it even when per-connection lines are silenced.
+            eprintln!("{}", log.line(&Ending::Panicked));
+            Reuse::No
+        }
+    };
     drop(slot);
+    reuse
 }
 
 /// How a connection ended: the middle of its log line.
@@ -733,9 +749,14 @@ mod tests {
         let worker = thread::spawn(move || {
             run_isolated(second, peer, true, |_| -> Ending {
                 panic!("deliberate test panic")
-            });
+            })
         });
-        assert!(worker.join().is_ok(), "the panic must not escape");
+        let reuse = worker.join().expect("the panic must not escape");
+        assert_eq!(
+            reuse,
+            Reuse::No,
+            "a thread that panicked must not be reused"
+        );
         assert_eq!(active.load(Ordering::Acquire), 0);
     }
 }

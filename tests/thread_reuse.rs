@@ -1,0 +1,69 @@
+//! Threads are reused: a connection is served by a parked thread when one is free, so
+//! connection churn does not create a thread per connection, and parked threads end after
+//! their idle timeout. Thread ids are read from `/proc/PID/task`, so this runs on Linux only.
+
+mod common;
+
+use std::collections::HashSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Server, CLOSE};
+
+/// The server's thread ids right now.
+fn task_ids(server: &Server) -> HashSet<u64> {
+    std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .expect("read /proc/PID/task")
+        .flatten()
+        .filter_map(|task| task.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// One connection: handshake, an echo, then the close handshake.
+fn one_connection(server: &Server, seen: &mut HashSet<u64>) {
+    let mut client = server.ws();
+    client.send_text("churn");
+    client.expect_text("Server got: churn");
+    // The connection's thread is alive now: note every thread id.
+    seen.extend(task_ids(server));
+    client.send_frame(true, CLOSE, &[0x03, 0xE8]);
+    assert_eq!(client.read_frame().close_code(), Some(1000));
+    client.expect_eof();
+}
+
+#[test]
+fn sequential_connections_are_served_by_reused_threads() {
+    let server = Server::start(&["--quiet"]);
+    let mut seen = task_ids(&server);
+    let at_start = seen.len();
+    for _ in 0..60 {
+        one_connection(&server, &mut seen);
+    }
+    // Without reuse every connection would bring a new thread id (60 of them).
+    let new_threads = seen.len() - at_start;
+    assert!(
+        new_threads <= 4,
+        "60 sequential connections used {new_threads} threads"
+    );
+}
+
+#[test]
+fn parked_threads_end_after_their_idle_timeout() {
+    let server = Server::start(&["--quiet"]);
+    let at_start = task_ids(&server).len();
+    let clients: Vec<_> = (0..20).map(|_| server.ws()).collect();
+    assert!(task_ids(&server).len() >= at_start + 20);
+    drop(clients);
+    // Parked threads wait 2 s for a connection, then end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while task_ids(&server).len() > at_start {
+        assert!(
+            Instant::now() < deadline,
+            "{} threads left, {at_start} at the start",
+            task_ids(&server).len()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // And a new connection is still served.
+    one_connection(&server, &mut HashSet::new());
+}
