@@ -917,94 +917,67 @@ mod tests {
         );
     }
 
-    /// The close frame that reports an error: 1002, 1007 or 1009, no reason.
+    /// The close frames that report errors: 1002, 1007 and 1009, with no reason.
     const PROTOCOL_ERROR: [u8; 4] = [0x88, 0x02, 0x03, 0xEA];
     const INVALID_PAYLOAD: [u8; 4] = [0x88, 0x02, 0x03, 0xEF];
     const TOO_BIG: [u8; 4] = [0x88, 0x02, 0x03, 0xF1];
 
-    /// A stream that breaks each rule of the frame header.
-    fn broken_headers() -> Vec<(ProtocolError, Vec<u8>)> {
-        let mut top_bit = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        top_bit.extend_from_slice(&[0; 4]);
-        vec![
-            (ProtocolError::ReservedBits, vec![0xC1, 0x80, 0, 0, 0, 0]),
-            (ProtocolError::UnknownOpcode, vec![0x83, 0x80, 0, 0, 0, 0]),
-            (ProtocolError::Unmasked, vec![0x81, 0x00]),
-            (
-                ProtocolError::FragmentedControl,
-                client_frame(false, 0x9, b""),
-            ),
-            (ProtocolError::ControlTooLong, vec![0x89, 0xFE, 0, 126]),
-            (ProtocolError::LengthTopBit, top_bit),
-        ]
-    }
-
-    /// A stream that breaks each rule about messages and close frames.
-    fn broken_messages() -> Vec<(ProtocolError, Vec<u8>)> {
-        let interleaved = [
-            client_frame(false, 0x1, b"a"),
-            client_frame(true, 0x1, b"b"),
-        ];
-        vec![
-            (
-                ProtocolError::ContinuationWithoutStart,
-                client_frame(true, 0x0, b"x"),
-            ),
-            (
-                ProtocolError::DataInsideFragmentedMessage,
-                interleaved.concat(),
-            ),
-            (
-                ProtocolError::ClosePayloadOneByte,
-                client_frame(true, 0x8, &[3]),
-            ),
-            (
-                ProtocolError::CloseCodeNotAllowed(1005),
-                client_frame(true, 0x8, &[3, 0xED]),
-            ),
-            (
-                ProtocolError::InvalidUtf8,
-                client_frame(true, 0x1, &[0xC0, 0x80]),
-            ),
-            (
-                ProtocolError::CloseReasonUtf8,
-                client_frame(true, 0x8, &[3, 0xE8, 0xFF]),
-            ),
-            (
-                ProtocolError::MessageTooBig { limit: 10 },
-                client_frame(true, 0x2, &[0; 11]),
-            ),
-        ]
-    }
-
-    /// Every protocol error, with the exact close frame it is answered with.
-    #[test]
-    fn each_protocol_error_sends_its_close_frame() {
-        let cases = broken_headers().into_iter().chain(broken_messages());
-        let mut seen = 0;
-        for (err, input) in cases {
-            let close = match err.close_code() {
-                CloseCode::INVALID_PAYLOAD => INVALID_PAYLOAD,
-                CloseCode::MESSAGE_TOO_BIG => TOO_BIG,
-                _ => PROTOCOL_ERROR,
-            };
-            let (events, out) = run(10, &input);
-            assert_eq!(events, [format!("{:?}", Event::Failed(err))], "{err:?}");
-            assert_eq!(out, close, "{err:?}");
-            seen += 1;
+    /// Feeds `input` to a protocol with a 10-byte message limit and checks that it fails
+    /// with `err` and sends exactly `close`, whatever the chunking.
+    fn assert_fails(input: &[u8], err: ProtocolError, close: [u8; 4]) {
+        for chunk in 1..=input.len() {
+            let (events, out) = events(&mut Protocol::new(10), input, chunk);
+            assert_eq!(
+                events,
+                [format!("{:?}", Event::Failed(err))],
+                "chunk {chunk}"
+            );
+            assert_eq!(out, close, "chunk {chunk}");
         }
-        assert_eq!(seen, 13, "one case per ProtocolError variant");
-        assert_eq!(
-            ProtocolError::InvalidUtf8.close_code(),
-            CloseCode::INVALID_PAYLOAD
-        );
-        assert_eq!(
-            ProtocolError::CloseReasonUtf8.close_code(),
-            CloseCode::INVALID_PAYLOAD
-        );
-        assert_eq!(
-            ProtocolError::Unmasked.close_code(),
-            CloseCode::PROTOCOL_ERROR
-        );
+    }
+
+    /// One test per protocol error, named after the rule, with the exact close frame.
+    macro_rules! fails_with {
+        ($($name:ident: $input:expr => $err:expr, $close:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                assert_fails(&$input, $err, $close);
+            }
+        )*};
+    }
+
+    fails_with! {
+        rejects_reserved_bits: [0xC1, 0x80, 0, 0, 0, 0]
+            => ProtocolError::ReservedBits, PROTOCOL_ERROR;
+        rejects_reserved_opcodes: [0x83, 0x80, 0, 0, 0, 0]
+            => ProtocolError::UnknownOpcode, PROTOCOL_ERROR;
+        rejects_unmasked_client_frames: [0x81, 0x00]
+            => ProtocolError::Unmasked, PROTOCOL_ERROR;
+        rejects_fragmented_control_frames: client_frame(false, 0x9, b"")
+            => ProtocolError::FragmentedControl, PROTOCOL_ERROR;
+        rejects_control_frames_over_125_bytes: [0x89, 0xFE, 0, 126]
+            => ProtocolError::ControlTooLong, PROTOCOL_ERROR;
+        rejects_a_64_bit_length_with_the_top_bit_set: [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]
+            => ProtocolError::LengthTopBit, PROTOCOL_ERROR;
+        rejects_a_continuation_without_a_message: client_frame(true, 0x0, b"x")
+            => ProtocolError::ContinuationWithoutStart, PROTOCOL_ERROR;
+        rejects_a_new_message_inside_a_fragmented_one:
+            [client_frame(false, 0x1, b"a"), client_frame(true, 0x1, b"b")].concat()
+            => ProtocolError::DataInsideFragmentedMessage, PROTOCOL_ERROR;
+        rejects_a_one_byte_close_payload: client_frame(true, 0x8, &[3])
+            => ProtocolError::ClosePayloadOneByte, PROTOCOL_ERROR;
+        rejects_close_codes_not_allowed_on_the_wire: client_frame(true, 0x8, &[3, 0xED])
+            => ProtocolError::CloseCodeNotAllowed(1005), PROTOCOL_ERROR;
+        rejects_invalid_utf8_text: client_frame(true, 0x1, &[0xC0, 0x80])
+            => ProtocolError::InvalidUtf8, INVALID_PAYLOAD;
+        rejects_a_text_message_ending_inside_a_code_point: client_frame(true, 0x1, &[0xE2, 0x82])
+            => ProtocolError::InvalidUtf8, INVALID_PAYLOAD;
+        rejects_an_invalid_utf8_close_reason: client_frame(true, 0x8, &[3, 0xE8, 0xFF])
+            => ProtocolError::CloseReasonUtf8, INVALID_PAYLOAD;
+        rejects_messages_over_the_limit: client_frame(true, 0x2, &[0; 11])
+            => ProtocolError::MessageTooBig { limit: 10 }, TOO_BIG;
+        rejects_fragmented_messages_over_the_limit:
+            [client_frame(false, 0x1, b"12345"), client_frame(true, 0x0, b"678901")].concat()
+            => ProtocolError::MessageTooBig { limit: 10 }, TOO_BIG;
     }
 }
