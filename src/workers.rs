@@ -68,6 +68,9 @@ impl Workers {
         // takes a job, if there is one, before it considers leaving.
         if queue.idle > queue.jobs.len() {
             queue.jobs.push_back(job);
+            // Wake the thread after letting go of the lock, so it does not wake only to
+            // wait for the lock.
+            drop(queue);
             self.shared.wake.notify_one();
             return Ok(());
         }
