@@ -18,6 +18,8 @@
 #   AUTOBAHN_SERVER   path of a server binary to start instead of building
 #                     target/release/pure-ws (it gets the same arguments)
 #   AUTOBAHN_TIMEOUT  seconds the fuzzing run may take (default 900)
+#   AUTOBAHN_REPORT_DIR  where the reports go (default target/autobahn); it is
+#                     emptied first
 #   AUTOBAHN_VENV     where to keep the Python 2.7 virtualenv
 #                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/pure-ws/autobahn-venv)
 set -euo pipefail
@@ -35,7 +37,7 @@ die() { log "error: $*"; exit 1; }
 py2_version="2.7.18"
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/pure-ws"
 venv="${AUTOBAHN_VENV:-$cache_root/autobahn-venv}"
-report_dir="$repo_root/target/autobahn"
+report_dir="${AUTOBAHN_REPORT_DIR:-$repo_root/target/autobahn}"
 agent="pure-ws"
 run_timeout="${AUTOBAHN_TIMEOUT:-900}"
 # Categories 8 and 11 do not exist in the suite; 12 and 13 are compression.
