@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{close_payload, frame, masked, Server, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
+use common::wire::{self, masked, LenField, BINARY, CLOSE, CONTINUATION, FIN, PING, PONG, TEXT};
+use common::{close_payload, Server};
 
 #[test]
 fn pong_echoes_ping_payload() {
@@ -138,10 +139,12 @@ fn control_frames_over_125_bytes_get_1002() {
 fn a_64_bit_length_with_the_top_bit_set_gets_1002() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
-    let mut header = vec![0x82, 0xFF];
-    header.extend_from_slice(&(1u64 << 63).to_be_bytes());
-    header.extend_from_slice(&[1, 2, 3, 4]);
-    client.send(&header);
+    client.send(&wire::header(
+        FIN | BINARY,
+        1 << 63,
+        LenField::Bits64,
+        Some([1, 2, 3, 4]),
+    ));
     client.expect_close(1002);
 }
 
@@ -215,7 +218,7 @@ fn a_message_over_the_limit_gets_1009_from_its_header_alone() {
 fn the_server_closes_tcp_even_if_the_client_never_answers_its_close() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
-    client.send(&frame(true, TEXT, b"unmasked", None));
+    client.send(&wire::frame(FIN | TEXT, b"unmasked", None));
     let close = client.read_frame();
     assert_eq!(close.close_code(), Some(1002));
     // No close frame back: the server still ends the connection (within its close timeout).

@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    close_payload, masked, upgrade_request, Client, Server, BINARY, CLOSE, CONTINUATION, PING,
-    PONG, TEXT,
-};
+use common::wire::{self, masked, BINARY, CLOSE, CONTINUATION, FIN, PING, PONG, TEXT};
+use common::{close_payload, upgrade_request, Client, Server};
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
@@ -79,24 +77,6 @@ fn handshake(server: &Server, request: &str) -> (Client, String) {
     client.send(request.as_bytes());
     let head = client.read_head();
     (client, head)
-}
-
-/// A masked frame header claiming `len` payload bytes, none of which are sent.
-fn header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match len {
-        0..=125 => out.push(0x80 | len as u8),
-        126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0x12, 0x34, 0x56, 0x78]);
-    out
 }
 
 /// Reads a close frame and returns its code, without answering it.
@@ -167,7 +147,7 @@ fn a_frame_header_past_the_max_message_size_gets_1009_before_its_payload() {
     client.send_frame(true, BINARY, &[7; 1000]);
     let reply = client.read_frame();
     assert_eq!((reply.opcode, reply.payload.len()), (BINARY, 1012));
-    client.send(&header(true, BINARY, 1001));
+    client.send(&wire::claim(FIN | BINARY, 1001));
     assert_eq!(read_close(&mut client), Some(1009));
     // The refused frame's payload still follows it; then the close handshake completes.
     client.send(&[0; 1001]);
@@ -181,7 +161,7 @@ fn a_continuation_header_past_the_max_message_size_gets_1009_before_its_payload(
     let mut client = server.ws();
     client.send_frame(false, TEXT, &[b'a'; 60]);
     client.send_frame(false, CONTINUATION, &[b'b'; 30]);
-    client.send(&header(true, CONTINUATION, 11));
+    client.send(&wire::claim(FIN | CONTINUATION, 11));
     assert_eq!(read_close(&mut client), Some(1009));
     client.send(&[0; 11]);
     client.send_frame(true, CLOSE, &close_payload(1009, ""));
@@ -201,7 +181,7 @@ fn huge_length_claims_get_1009_and_cost_no_memory() {
         for &claim in claims {
             let mut client = server.ws();
             let (rss_before, data_before) = (rss(&server), data_size(&server));
-            client.send(&header(true, BINARY, claim));
+            client.send(&wire::claim(FIN | BINARY, claim));
             assert_eq!(read_close(&mut client), Some(1009), "claim {claim}");
             let what = format!("claim {claim} (limit {limit:?})");
             assert_no_allocation_for_claims(&server, rss_before, data_before, &what);
@@ -215,7 +195,7 @@ fn a_1_gib_claim_within_a_large_limit_allocates_only_what_arrives() {
     let server = Server::start(&["--max-message-size", "4294967296", "--ping-interval", "0.5"]);
     let mut client = server.ws();
     let (rss_before, data_before) = (rss(&server), data_size(&server));
-    client.send(&header(true, BINARY, GIB));
+    client.send(&wire::claim(FIN | BINARY, GIB));
     client.send(&[0xAB; 64 * 1024]);
     // The keepalive ping only comes once the server has taken all of that and gone idle.
     assert_eq!(client.read_frame().opcode, PING);
@@ -597,7 +577,7 @@ fn three_hundred_abrupt_disconnects_leave_no_thread_behind() {
                     stream.write_all(upgrade_request("/").as_bytes()).unwrap();
                     let mut byte = [0];
                     stream.peek(&mut byte).unwrap();
-                    stream.write_all(&header(true, BINARY, 1000)).unwrap();
+                    stream.write_all(&wire::claim(FIN | BINARY, 1000)).unwrap();
                     stream.write_all(&[0; 10]).unwrap();
                     if i % 3 == 1 {
                         reset(stream);

@@ -1,7 +1,7 @@
 //! Property tests of the sans-I/O core: `frame`, `protocol` and `http`, with no sockets.
 //!
-//! Inputs for the decoder are built here by hand, byte by byte from RFC 6455 §5.2, never
-//! with the library's encoder (except in the encode/decode round trip, whose subject that
+//! Inputs for the decoder are built by hand, byte by byte from RFC 6455 §5.2 with the
+//! test-side encoder in `common/wire.rs`, never with the library's encoder (except in the encode/decode round trip, whose subject that
 //! encoder is), so an encoder bug cannot hide behind the same bug in the tests. A counting
 //! global allocator measures the heap the protocol holds, so the memory limits are checked,
 //! not inferred.
@@ -19,6 +19,8 @@
 //! FUZZ_SECONDS=60 cargo test --release --test properties -- --ignored fuzz_ --nocapture
 //! ```
 
+mod common;
+
 use std::fmt;
 use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +30,9 @@ use proptest::sample::Index;
 use proptest::string::string_regex;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestCaseResult, TestRunner};
 
+use common::wire::{
+    self, client_frame, server_frame, LenField, BINARY, CLOSE, CONTINUATION, FIN, PING, PONG, TEXT,
+};
 use pure_ws::error::ProtocolError;
 use pure_ws::frame::{apply_mask, encode_frame, encode_header, FrameHeader, Opcode};
 use pure_ws::http::{HeadReader, Rejection, Request};
@@ -139,74 +144,11 @@ fn config(cases: u32) -> Config {
 }
 
 // ---------------------------------------------------------------------------------------
-// Frames built by hand (RFC 6455 §5.2).
+// Frames built by hand (RFC 6455 §5.2), with the shared test-side encoder.
 
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-const FIN: u8 = 0x80;
-
-/// How many extended-length bytes the shortest encoding of `len` uses: 0, 2 or 8.
-fn minimal_len_bytes(len: u64) -> usize {
-    match len {
-        0..=125 => 0,
-        126..=0xFFFF => 2,
-        _ => 8,
-    }
-}
-
-/// A client frame header: `first` byte (FIN, RSV, opcode), the mask bit, a length field of
-/// `len_bytes` extra bytes (0, 2 or 8) claiming `len`, and the key if masked.
-fn client_header(first: u8, len: u64, len_bytes: usize, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    let mut header = vec![first];
-    match len_bytes {
-        0 => header.push(mask_bit | (len as u8 & 0x7F)),
-        2 => {
-            header.push(mask_bit | 126);
-            header.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            header.push(mask_bit | 127);
-            header.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    if let Some(key) = mask {
-        header.extend_from_slice(&key);
-    }
-    header
-}
-
-/// `payload` XORed with `key`, one byte at a time as RFC 6455 §5.3 defines it.
-fn masked(payload: &[u8], key: [u8; 4], offset: usize) -> Vec<u8> {
-    payload
-        .iter()
-        .enumerate()
-        .map(|(i, b)| b ^ key[(offset + i) % 4])
-        .collect()
-}
-
-/// A whole masked client frame with the shortest length encoding.
-fn client_frame(first: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let len = payload.len() as u64;
-    let mut frame = client_header(first, len, minimal_len_bytes(len), Some(key));
-    frame.extend(masked(payload, key, 0));
-    frame
-}
-
-/// A whole unmasked server frame of at most 125 payload bytes (a pong or a close).
-fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() <= 125);
-    let mut frame = vec![FIN | opcode, payload.len() as u8];
-    frame.extend_from_slice(payload);
-    frame
-}
-
+/// The server's close frame with `code` and no reason.
 fn close_frame_from_server(code: u16) -> Vec<u8> {
-    server_frame(CLOSE, &code.to_be_bytes())
+    server_frame(FIN | CLOSE, &code.to_be_bytes())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -687,7 +629,7 @@ impl CloseSpec {
     fn reply(&self) -> Vec<u8> {
         match self.code {
             Some(code) => close_frame_from_server(code),
-            None => server_frame(CLOSE, &[]),
+            None => server_frame(FIN | CLOSE, &[]),
         }
     }
 }
@@ -722,7 +664,7 @@ impl StreamSpec {
         let mut out = Vec::new();
         for frame in &plan {
             if frame.first == FIN | PING {
-                out.extend(server_frame(PONG, &frame.payload));
+                out.extend(server_frame(FIN | PONG, &frame.payload));
             }
         }
         bytes.extend(client_frame(
@@ -894,16 +836,16 @@ struct SoupFrame {
 impl SoupFrame {
     fn bytes(&self) -> Vec<u8> {
         let actual = self.payload.len() as u64;
-        let (len, len_bytes) = match self.len {
-            SoupLen::Minimal => (actual, minimal_len_bytes(actual)),
-            SoupLen::Wide16 if actual <= 0xFFFF => (actual, 2),
-            SoupLen::Wide16 | SoupLen::Wide64 => (actual, 8),
-            SoupLen::Claim(claim) => (claim, minimal_len_bytes(claim)),
+        let (len, field) = match self.len {
+            SoupLen::Minimal => (actual, LenField::Shortest),
+            SoupLen::Wide16 if actual <= 0xFFFF => (actual, LenField::Bits16),
+            SoupLen::Wide16 | SoupLen::Wide64 => (actual, LenField::Bits64),
+            SoupLen::Claim(claim) => (claim, LenField::Shortest),
         };
         let mask = self.masked.then_some(self.mask);
-        let mut bytes = client_header(self.first, len, len_bytes, mask);
+        let mut bytes = wire::header(self.first, len, field, mask);
         match mask {
-            Some(key) => bytes.extend(masked(&self.payload, key, 0)),
+            Some(key) => bytes.extend(wire::xor_mask(&self.payload, key, 0)),
             None => bytes.extend_from_slice(&self.payload),
         }
         bytes
@@ -1232,12 +1174,12 @@ fn check_claim(case: &ClaimCase) -> TestCaseResult {
         None => BINARY,
     };
     let first = if case.fin { FIN | opcode } else { opcode };
-    let len_bytes = if case.wide {
-        8
+    let field = if case.wide {
+        LenField::Bits64
     } else {
-        minimal_len_bytes(case.claim)
+        LenField::Shortest
     };
-    bytes.extend(client_header(first, case.claim, len_bytes, Some(case.mask)));
+    bytes.extend(wire::header(first, case.claim, field, Some(case.mask)));
     // Only the header: the refusal must not wait for a single payload byte.
     let run = feed(max, &bytes, &case.chunks)?;
     let events = run.events();
@@ -1454,10 +1396,10 @@ fn check_round_trip(case: &RoundTripCase) -> TestCaseResult {
     encode_header(&mut header, case.opcode, case.len, Some(case.mask));
     // The encoder agrees with the RFC, byte for byte.
     let len = case.len as u64;
-    let by_hand = client_header(
+    let by_hand = wire::header(
         FIN | case.opcode.to_wire(),
         len,
-        minimal_len_bytes(len),
+        LenField::Shortest,
         Some(case.mask),
     );
     prop_assert_eq!(&header, &by_hand);
@@ -1824,7 +1766,7 @@ proptest! {
         let mut pieces = data.clone();
         apply_mask(&mut pieces[..split], key, offset);
         apply_mask(&mut pieces[split..], key, offset + split);
-        prop_assert_eq!(&pieces, &masked(&data, key, offset));
+        prop_assert_eq!(&pieces, &wire::xor_mask(&data, key, offset));
         apply_mask(&mut pieces, key, offset);
         prop_assert_eq!(pieces, data);
     }
