@@ -1,5 +1,5 @@
 //! Hardening: the limits, timeouts and failure modes of the real `pure-ws` binary, each
-//! checked over raw TCP. Memory and thread counts are read from `/proc/PID/status`, so the
+//! checked over raw TCP. Memory and thread counts are read from `/proc/PID`, so the
 //! tests that measure them run on Linux only.
 
 mod common;
@@ -21,7 +21,7 @@ const GIB: u64 = 1024 * MIB;
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// A field of `/proc/PID/status` as a number: kB for `VmRSS`/`VmData`, a count for `Threads`.
+/// A field of `/proc/PID/status` as a number (kB for `VmRSS` and `VmData`).
 fn proc_status(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
     let line = status
@@ -42,19 +42,32 @@ fn data_size(server: &Server) -> u64 {
     proc_status(server.pid(), "VmData") * 1024
 }
 
-fn threads(server: &Server) -> u64 {
-    proc_status(server.pid(), "Threads")
+/// The threads of an idle server: the main thread, which accepts, and the refuser, which
+/// answers connections over `--max-connections` with 503. Every other thread serves one
+/// connection.
+const IDLE_THREADS: usize = 2;
+
+/// The server's threads, counted as the tasks in `/proc/PID/task`.
+fn threads(server: &Server) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).expect("read tasks");
+    tasks.count()
 }
 
-/// The server's thread count once no connection thread (named `conn PEER`) is left.
-fn idle_threads(server: &Server) -> u64 {
-    wait_until(Duration::from_secs(10), "connection threads to end", || {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
-        !tasks.flatten().any(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("conn "))
-        })
-    });
-    threads(server)
+/// Waits until the server is down to its `IDLE_THREADS`, so every connection thread has
+/// ended, failing the test after `limit`.
+fn wait_for_idle_threads(server: &Server, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = threads(server);
+        if now == IDLE_THREADS {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} threads after {limit:?}, not the {IDLE_THREADS} of an idle server"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls `condition` until it holds, failing the test after `limit`.
@@ -556,7 +569,8 @@ fn without_allowed_origin_any_origin_may_open_a_websocket() {
 fn three_hundred_abrupt_disconnects_leave_no_thread_behind() {
     let server = Server::start(&["--handshake-timeout", "30"]);
     still_echoes(&server);
-    let baseline = idle_threads(&server);
+    // The echo's connection thread ends: the count really falls back to idle.
+    wait_for_idle_threads(&server, Duration::from_secs(10));
     let addr = server.addr;
     let workers: Vec<_> = (0..3)
         .map(|_| {
@@ -591,11 +605,7 @@ fn three_hundred_abrupt_disconnects_leave_no_thread_behind() {
     for worker in workers {
         worker.join().unwrap();
     }
-    wait_until(
-        Duration::from_secs(5),
-        "the thread count to return to baseline",
-        || threads(&server) <= baseline,
-    );
+    wait_for_idle_threads(&server, Duration::from_secs(5));
     still_echoes(&server);
     // Each kind of disconnect really happened, and each is logged for what it was.
     let log = server.stderr().join("\n");
@@ -651,7 +661,8 @@ fn quiet_silences_the_per_connection_lines() {
     assert!(page.starts_with("HTTP/1.1 200 "));
     let missing = server.http(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(missing.starts_with("HTTP/1.1 404 "));
-    idle_threads(&server);
+    // Every connection thread has ended, and so has written any line it would write.
+    wait_for_idle_threads(&server, Duration::from_secs(10));
     thread::sleep(Duration::from_millis(200)); // let the stderr pipe reader catch up
     assert_eq!(server.stderr(), Vec::<String>::new());
 }
