@@ -7,9 +7,7 @@ use common::{upgrade_request, Client, Server, SAMPLE_KEY};
 
 /// Sends `request` and returns the response head.
 fn handshake(server: &Server, request: &str) -> String {
-    let mut client = Client::new(server.connect());
-    client.send(request.as_bytes());
-    client.read_head()
+    server.handshake(request).1
 }
 
 fn status(head: &str) -> u16 {

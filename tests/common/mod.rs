@@ -1,7 +1,8 @@
 //! The shared raw-bytes client for the integration tests: it starts the real `pure-ws`
 //! binary on an ephemeral port and speaks HTTP and WebSocket frames to it byte by byte.
 //! It builds frames with its own encoder (`wire`) rather than with the library, so an
-//! encoder bug in the server cannot hide behind the same bug in the tests.
+//! encoder bug in the server cannot hide behind the same bug in the tests. `process` reads
+//! the server's memory and threads from `/proc`.
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 /// How long any single read in a test may block before the test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod process;
 pub mod wire;
 
 use wire::{masked, CLOSE, TEXT};
@@ -127,14 +129,17 @@ impl Server {
         String::from_utf8(response).expect("a UTF-8 response")
     }
 
+    /// Sends `request` on a new connection and returns the client with the response head.
+    pub fn handshake(&self, request: &str) -> (Client, String) {
+        let mut client = Client::new(self.connect());
+        client.send(request.as_bytes());
+        let head = client.read_head();
+        (client, head)
+    }
+
     /// A WebSocket connection whose handshake succeeded.
     pub fn ws(&self) -> Client {
-        let mut client = Client::new(self.connect());
-        client
-            .stream
-            .write_all(upgrade_request("/").as_bytes())
-            .unwrap();
-        let head = client.read_head();
+        let (client, head) = self.handshake(&upgrade_request("/"));
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         client
     }
@@ -158,6 +163,11 @@ pub fn upgrade_request(path: &str) -> String {
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
+}
+
+/// An upgrade request for `/` with `extra` header lines (each ending in CRLF) added.
+pub fn upgrade_with(extra: &str) -> String {
+    upgrade_request("/").replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1)
 }
 
 /// A close frame payload: the code, then the reason.
@@ -288,4 +298,23 @@ impl Client {
             Err(err) => panic!("the server did not close the connection cleanly: {err}"),
         }
     }
+}
+
+/// Reads a close frame and returns its code, without answering it.
+pub fn read_close(client: &mut Client) -> Option<u16> {
+    let frame = client.read_frame();
+    assert_eq!(frame.opcode, CLOSE, "expected a close frame, got {frame:?}");
+    frame.close_code()
+}
+
+/// Sends a text message and checks the echo.
+pub fn echo(client: &mut Client, text: &str) {
+    client.send_text(text);
+    client.expect_text(&format!("Server got: {text}"));
+}
+
+/// A fresh connection completes the handshake and an echo round trip.
+pub fn still_echoes(server: &Server) {
+    let mut client = server.ws();
+    echo(&mut client, "still serving");
 }
