@@ -18,6 +18,7 @@ pub fn close_frame_from_server(code: u16) -> Vec<u8> {
     server_frame(FIN | CLOSE, &code.to_be_bytes())
 }
 
+/// What the protocol said, as owned values.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Ev {
     Text(String),
