@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{close_payload, masked, Server, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
+use common::wire::{self, masked, LenField, BINARY, CLOSE, CONTINUATION, FIN, PING, PONG, TEXT};
+use common::{close_payload, Server};
 
 #[test]
 fn pong_echoes_ping_payload() {
@@ -138,10 +139,12 @@ fn control_frames_over_125_bytes_get_1002() {
 fn a_64_bit_length_with_the_top_bit_set_gets_1002() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
-    let mut header = vec![0x82, 0xFF];
-    header.extend_from_slice(&(1u64 << 63).to_be_bytes());
-    header.extend_from_slice(&[1, 2, 3, 4]);
-    client.send(&header);
+    client.send(&wire::header(
+        FIN | BINARY,
+        1 << 63,
+        LenField::Bits64,
+        Some([1, 2, 3, 4]),
+    ));
     client.expect_close(1002);
 }
 

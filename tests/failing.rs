@@ -9,7 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{close_payload, frame, masked, Client, Server, BINARY, CLOSE, PING, TEXT};
+use common::wire::{self, masked, BINARY, CLOSE, FIN, PING, TEXT};
+use common::{close_payload, Client, Server};
 
 /// Far below the 3 s the server gives a close handshake it started itself.
 const PROMPT: Duration = Duration::from_secs(1);
@@ -38,7 +39,7 @@ fn fails_at_once(server: &Server, bad: &[u8], code: u16) {
 #[test]
 fn an_unmasked_frame_fails_at_once() {
     let server = Server::start(&["--quiet"]);
-    fails_at_once(&server, &frame(true, TEXT, b"unmasked", None), 1002);
+    fails_at_once(&server, &wire::frame(FIN | TEXT, b"unmasked", None), 1002);
 }
 
 #[test]
@@ -81,7 +82,7 @@ fn a_malformed_close_frame_fails_at_once() {
 fn a_close_reply_after_a_failure_is_not_read_and_not_needed() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
-    client.send(&frame(true, TEXT, b"unmasked", None));
+    client.send(&wire::frame(FIN | TEXT, b"unmasked", None));
     let close = client.read_frame();
     assert_eq!(close.close_code(), Some(1002));
     // A well-behaved client answers; the server has already closed its side.
@@ -94,7 +95,7 @@ fn a_failure_is_logged_with_its_close_code_and_rule() {
     let server = Server::start(&[]);
     let mut client = server.ws();
     let peer = client.stream.local_addr().unwrap().to_string();
-    client.send(&frame(true, TEXT, b"unmasked", None));
+    client.send(&wire::frame(FIN | TEXT, b"unmasked", None));
     assert_eq!(client.read_frame().close_code(), Some(1002));
     client.expect_eof();
     let line = server.wait_for_log(&peer);
@@ -107,7 +108,7 @@ fn a_failure_is_logged_with_its_close_code_and_rule() {
 #[test]
 fn the_server_still_serves_others_after_failing_one() {
     let server = Server::start(&["--quiet"]);
-    fails_at_once(&server, &frame(true, TEXT, b"unmasked", None), 1002);
+    fails_at_once(&server, &wire::frame(FIN | TEXT, b"unmasked", None), 1002);
     let mut client: Client = server.ws();
     client.send_text("hi");
     client.expect_text("Server got: hi");

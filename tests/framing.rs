@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{frame, masked, Server, BINARY, TEXT};
+use common::wire::{self, masked, BINARY, FIN, TEXT};
+use common::Server;
 
 const PREFIX: &[u8] = b"Server got: ";
 
@@ -140,7 +141,7 @@ fn frames_split_at_every_possible_point_are_reassembled() {
 fn unmasked_client_frames_are_refused_with_1002() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
-    client.send(&frame(true, TEXT, b"bare", None));
+    client.send(&wire::frame(FIN | TEXT, b"bare", None));
     client.expect_close(1002);
 }
 
@@ -148,6 +149,6 @@ fn unmasked_client_frames_are_refused_with_1002() {
 fn an_all_zero_mask_is_still_a_mask() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
-    client.send(&frame(true, TEXT, b"zero", Some([0; 4])));
+    client.send(&wire::frame(FIN | TEXT, b"zero", Some([0; 4])));
     client.expect_text("Server got: zero");
 }

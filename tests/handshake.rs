@@ -2,13 +2,12 @@
 
 mod common;
 
+use common::wire::{self, TEXT};
 use common::{upgrade_request, Client, Server, SAMPLE_KEY};
 
 /// Sends `request` and returns the response head.
 fn handshake(server: &Server, request: &str) -> String {
-    let mut client = Client::new(server.connect());
-    client.send(request.as_bytes());
-    client.read_head()
+    server.handshake(request).1
 }
 
 fn status(head: &str) -> u16 {
@@ -129,7 +128,7 @@ fn frames_sent_right_behind_the_request_are_not_lost() {
     let server = Server::start(&["--quiet"]);
     let mut client = Client::new(server.connect());
     let mut bytes = upgrade_request("/").into_bytes();
-    bytes.extend(common::masked(true, common::TEXT, b"early"));
+    bytes.extend(wire::masked(true, TEXT, b"early"));
     client.send(&bytes);
     assert_eq!(status(&client.read_head()), 101);
     client.expect_text("Server got: early");

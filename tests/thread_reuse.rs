@@ -5,10 +5,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, CLOSE};
+use common::process::{threads, wait_for_idle_threads, IDLE_THREADS};
+use common::wire::CLOSE;
+use common::Server;
 
 /// The server's thread ids right now.
 fn task_ids(server: &Server) -> HashSet<u64> {
@@ -50,20 +51,12 @@ fn sequential_connections_are_served_by_reused_threads() {
 #[test]
 fn parked_threads_end_after_their_idle_timeout() {
     let server = Server::start(&["--quiet"]);
-    let at_start = task_ids(&server).len();
+    wait_for_idle_threads(&server, Duration::from_secs(10));
     let clients: Vec<_> = (0..20).map(|_| server.ws()).collect();
-    assert!(task_ids(&server).len() >= at_start + 20);
+    assert!(threads(&server) >= IDLE_THREADS + 20);
     drop(clients);
     // Parked threads wait 2 s for a connection, then end.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while task_ids(&server).len() > at_start {
-        assert!(
-            Instant::now() < deadline,
-            "{} threads left, {at_start} at the start",
-            task_ids(&server).len()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_idle_threads(&server, Duration::from_secs(10));
     // And a new connection is still served.
     one_connection(&server, &mut HashSet::new());
 }

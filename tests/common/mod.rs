@@ -1,7 +1,8 @@
 //! The shared raw-bytes client for the integration tests: it starts the real `pure-ws`
 //! binary on an ephemeral port and speaks HTTP and WebSocket frames to it byte by byte.
-//! It builds frames itself rather than with the library, so an encoder bug in the server
-//! cannot hide behind the same bug in the tests.
+//! It builds frames with its own encoder (`wire`) rather than with the library, so an
+//! encoder bug in the server cannot hide behind the same bug in the tests. `process` reads
+//! the server's memory and threads from `/proc`.
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
@@ -15,12 +16,10 @@ use std::time::{Duration, Instant};
 /// How long any single read in a test may block before the test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub const CONTINUATION: u8 = 0x0;
-pub const TEXT: u8 = 0x1;
-pub const BINARY: u8 = 0x2;
-pub const CLOSE: u8 = 0x8;
-pub const PING: u8 = 0x9;
-pub const PONG: u8 = 0xA;
+pub mod process;
+pub mod wire;
+
+use wire::{masked, CLOSE, TEXT};
 
 /// The real server binary, killed when dropped.
 pub struct Server {
@@ -130,14 +129,17 @@ impl Server {
         String::from_utf8(response).expect("a UTF-8 response")
     }
 
+    /// Sends `request` on a new connection and returns the client with the response head.
+    pub fn handshake(&self, request: &str) -> (Client, String) {
+        let mut client = Client::new(self.connect());
+        client.send(request.as_bytes());
+        let head = client.read_head();
+        (client, head)
+    }
+
     /// A WebSocket connection whose handshake succeeded.
     pub fn ws(&self) -> Client {
-        let mut client = Client::new(self.connect());
-        client
-            .stream
-            .write_all(upgrade_request("/").as_bytes())
-            .unwrap();
-        let head = client.read_head();
+        let (client, head) = self.handshake(&upgrade_request("/"));
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         client
     }
@@ -163,36 +165,9 @@ pub fn upgrade_request(path: &str) -> String {
     )
 }
 
-/// A frame as a client sends it: FIN as given, payload masked with `mask` if any.
-pub fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        len @ 0..=125 => out.push(mask_bit | len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
-}
-
-/// A masked client frame, with a mask that varies from frame to frame.
-pub fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0x9E37_79B9);
-    let n = COUNTER.fetch_add(0x6D2B_79F5, std::sync::atomic::Ordering::Relaxed);
-    frame(fin, opcode, payload, Some(n.to_be_bytes()))
+/// An upgrade request for `/` with `extra` header lines (each ending in CRLF) added.
+pub fn upgrade_with(extra: &str) -> String {
+    upgrade_request("/").replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1)
 }
 
 /// A close frame payload: the code, then the reason.
@@ -323,4 +298,23 @@ impl Client {
             Err(err) => panic!("the server did not close the connection cleanly: {err}"),
         }
     }
+}
+
+/// Reads a close frame and returns its code, without answering it.
+pub fn read_close(client: &mut Client) -> Option<u16> {
+    let frame = client.read_frame();
+    assert_eq!(frame.opcode, CLOSE, "expected a close frame, got {frame:?}");
+    frame.close_code()
+}
+
+/// Sends a text message and checks the echo.
+pub fn echo(client: &mut Client, text: &str) {
+    client.send_text(text);
+    client.expect_text(&format!("Server got: {text}"));
+}
+
+/// A fresh connection completes the handshake and an echo round trip.
+pub fn still_echoes(server: &Server) {
+    let mut client = server.ws();
+    echo(&mut client, "still serving");
 }

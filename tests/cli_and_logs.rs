@@ -1,0 +1,184 @@
+//! The command line and the logs: usage and exit codes, the startup line, one line per
+//! ended connection, and `--quiet`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::process::wait_for_idle_threads;
+use common::wire::CLOSE;
+use common::{close_payload, echo, read_close, Server};
+
+// ---------------------------------------------------------------------------------------
+// Observability
+
+#[test]
+fn each_ended_connection_logs_peer_path_ending_duration_and_counts() {
+    let server = Server::start(&[]);
+    let mut client = server.ws();
+    let peer = client.stream.local_addr().unwrap().to_string();
+    echo(&mut client, "one");
+    echo(&mut client, "two");
+    client.send_frame(true, CLOSE, &close_payload(1000, "bye"));
+    assert_eq!(read_close(&mut client), Some(1000));
+    client.expect_eof();
+    drop(client);
+    let line = server.wait_for_log(&peer);
+    assert!(line.starts_with(&format!("{peer} / ")), "{line}");
+    assert!(line.contains("1000"), "no close code: {line}");
+    assert!(
+        line.contains("in: 2 msgs") && line.contains("out: 2 msgs"),
+        "{line}"
+    );
+    assert!(line.contains("bytes"), "{line}");
+    let after = line.split(" after ").nth(1).expect("a duration");
+    let secs = after.split('s').next().unwrap();
+    assert!(secs.parse::<f64>().is_ok(), "duration {secs:?} in {line}");
+}
+
+#[test]
+fn quiet_silences_the_per_connection_lines() {
+    let server = Server::start(&["--quiet"]);
+    let mut client = server.ws();
+    echo(&mut client, "shh");
+    client.send_frame(true, CLOSE, &close_payload(1000, ""));
+    assert_eq!(read_close(&mut client), Some(1000));
+    client.expect_eof();
+    drop(client);
+    let page = server.http(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 "));
+    let missing = server.http(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 "));
+    // Every connection thread has ended, and so has written any line it would write.
+    wait_for_idle_threads(&server, Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(200)); // let the stderr pipe reader catch up
+    assert_eq!(server.stderr(), Vec::<String>::new());
+}
+
+#[test]
+fn startup_prints_the_address_and_the_limits_in_force() {
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+            .args([
+                "--port",
+                "0",
+                "--max-message-size",
+                "1234",
+                "--max-connections",
+                "7",
+            ])
+            .args(["--handshake-timeout", "2.5", "--ping-interval", "0.5"])
+            .args(["--allowed-origin", "https://a.example", "--echo", "exact"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pure-ws"),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    assert!(first.contains("http://127.0.0.1:"), "{first}");
+    for limit in ["1234", "7", "2.5", "0.5", "https://a.example", "exact"] {
+        assert!(second.contains(limit), "{limit} missing from {second:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The command line
+
+/// Runs the binary with `args` to completion (it must exit within a few seconds).
+fn run_binary(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pure-ws");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("pure-ws {args:?} did not exit: {output:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A child process killed when dropped, so a failed assertion does not leak it.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_bad_command_line_prints_usage_and_exits_with_2() {
+    for args in [
+        &["--bogus"][..],
+        &["--port"],
+        &["--port", "http"],
+        &["--port", "70000"],
+        &["--max-message-size", "-1"],
+        &["--max-connections", "0"],
+        &["--handshake-timeout", "soon"],
+        &["--ping-interval", "-1"],
+        &["--echo", "loud"],
+    ] {
+        let output = run_binary(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_one_line_error_not_a_panic() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = run_binary(&["--port", &port]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert_ne!(
+        output.status.code(),
+        Some(101),
+        "a panic's exit status: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&port) && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_lists_every_option() {
+    let output = run_binary(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for option in [
+        "--host",
+        "--port",
+        "--echo",
+        "--max-message-size",
+        "--max-connections",
+        "--handshake-timeout",
+        "--ping-interval",
+        "--allowed-origin",
+        "--quiet",
+        "--help",
+        "--version",
+    ] {
+        assert!(help.contains(option), "{option} missing from --help");
+    }
+}
