@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::echo;
 use crate::error::close_code;
-use crate::handshake;
+use crate::forwarded::{self, ClientAddr};
+use crate::handshake::{self, Accepted};
 use crate::http::{self, HeadReader, Rejection, Request, Route};
 use crate::protocol::{Event, Protocol};
 
@@ -140,7 +141,10 @@ fn run_isolated(slot: Slot, peer: SocketAddr, quiet: bool, work: impl FnOnce(&mu
 /// What is logged about a connection when it ends.
 struct ConnectionLog {
     peer: SocketAddr,
+    /// The client a trusted proxy forwarded the request for.
+    client: Option<ClientAddr>,
     path: String,
+    subprotocol: Option<String>,
     started: Instant,
     outcome: String,
     messages_in: u64,
@@ -153,7 +157,9 @@ impl ConnectionLog {
     fn new(peer: SocketAddr) -> ConnectionLog {
         ConnectionLog {
             peer,
+            client: None,
             path: "-".to_string(),
+            subprotocol: None,
             started: Instant::now(),
             outcome: "closed".to_string(),
             messages_in: 0,
@@ -164,9 +170,16 @@ impl ConnectionLog {
     }
 
     fn line(&self) -> String {
+        let who = match self.client {
+            Some(client) => format!("{client} via {}", self.peer),
+            None => self.peer.to_string(),
+        };
+        let subprotocol = match &self.subprotocol {
+            Some(name) => format!(" subprotocol {name}"),
+            None => String::new(),
+        };
         format!(
-            "{} {} {} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, {} bytes",
-            self.peer,
+            "{who} {}{subprotocol} {} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, {} bytes",
             self.path,
             self.outcome,
             self.started.elapsed().as_secs_f64(),
@@ -218,9 +231,10 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) {
         Err(rejection) => return refuse(stream, &rejection, false, log, config),
     };
     log.path = request.path.to_string();
+    log.client = forwarded::client_address(&request, log.peer.ip(), &config.trusted_proxies);
     match request.route() {
-        Route::Upgrade => match handshake::validate(&request, &config.allowed_origins) {
-            Ok(accept) => upgrade(stream, &accept, buf, head_end..filled, config, log),
+        Route::Upgrade => match handshake::validate(&request, config) {
+            Ok(accepted) => upgrade(stream, &accepted, buf, head_end..filled, config, log),
             Err(rejection) => refuse(stream, &rejection, false, log, config),
         },
         Route::Page => {
@@ -266,13 +280,14 @@ fn send_and_close(
 /// Completes the upgrade and runs the WebSocket until it ends.
 fn upgrade(
     mut stream: TcpStream,
-    accept: &str,
+    accepted: &Accepted,
     buf: Vec<u8>,
     pending: Range<usize>,
     config: &Config,
     log: &mut ConnectionLog,
 ) {
-    let response = handshake::switching_protocols(accept);
+    log.subprotocol = accepted.subprotocol.clone();
+    let response = handshake::switching_protocols(accepted);
     let setup = stream
         .set_nodelay(true)
         .and_then(|()| write_all_within(&mut stream, &response, &[], config.write_timeout()));

@@ -42,7 +42,7 @@ fn accepts_token_lists_and_any_header_case() {
 }
 
 #[test]
-fn never_selects_subprotocols_or_extensions() {
+fn never_selects_extensions() {
     let server = Server::start(&["--quiet"]);
     let request = upgrade_request("/").replace(
         "\r\n\r\n",
@@ -51,7 +51,10 @@ fn never_selects_subprotocols_or_extensions() {
     let head = handshake(&server, &request);
     assert_eq!(status(&head), 101);
     let lower = head.to_ascii_lowercase();
-    assert!(!lower.contains("sec-websocket-protocol"), "{head}");
+    assert!(
+        lower.contains("\r\nsec-websocket-protocol: chat\r\n"),
+        "{head}"
+    );
     assert!(!lower.contains("sec-websocket-extensions"), "{head}");
 }
 
