@@ -98,14 +98,18 @@ fn parse_args<I: IntoIterator<Item = String>>(
             _ => return Err(format!("unknown option '{flag}'")),
         }
     }
-    config.port = match (port, env_port) {
-        (Some(port), _) => port,
-        (None, Some(env)) => env.parse().map_err(|_| {
-            format!("the PORT environment variable must be a port number 0-65535, not '{env}'")
-        })?,
-        (None, None) => config.port,
+    config.port = match port {
+        Some(port) => port,
+        None => env_port.map_or(Ok(config.port), |env| port_from_env(&env))?,
     };
     Ok(Command::Run(config))
+}
+
+/// The `PORT` environment variable as a port; set but invalid is an error, not a default.
+fn port_from_env(value: &str) -> Result<u16, String> {
+    value.parse().map_err(|_| {
+        format!("the PORT environment variable must be a port number 0-65535, not '{value}'")
+    })
 }
 
 /// A `--host` value: `[::1]` is taken as `::1`, as it is written in URLs.
