@@ -1,5 +1,6 @@
 //! Every setting, limit and timeout of the server in one place, with its default.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::echo::EchoMode;
@@ -7,7 +8,7 @@ use crate::echo::EchoMode;
 /// How the server runs. `Config::default()` is what `pure-ws` with no options uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address to listen on: an IP address (IPv6 without brackets) or a host name.
     pub host: String,
     /// Port to listen on; 0 picks any free port.
     pub port: u16,
@@ -26,6 +27,10 @@ pub struct Config {
     pub close_timeout: Duration,
     /// `Origin` values allowed to open a WebSocket; empty allows any.
     pub allowed_origins: Vec<String>,
+    /// Subprotocols the server may select; empty selects the client's first offer.
+    pub subprotocols: Vec<String>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client in the log.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Largest request head, in bytes (`431` past it).
     pub max_head_bytes: usize,
     /// Most header lines in a request head (`431` past it).
@@ -50,6 +55,8 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             close_timeout: Duration::from_secs(3),
             allowed_origins: Vec::new(),
+            subprotocols: Vec::new(),
+            trusted_proxies: Vec::new(),
             max_head_bytes: 8 * 1024,
             max_header_lines: 100,
             quiet: false,
@@ -63,5 +70,35 @@ impl Config {
     /// How long one write may block: a peer that stops reading cannot hold a thread longer.
     pub fn write_timeout(&self) -> Duration {
         self.ping_interval.unwrap_or(Duration::from_secs(30))
+    }
+
+    /// `host:port` as it is written in a URL: an IPv6 address in brackets (`[::1]:4000`),
+    /// so the port cannot be read as part of the address.
+    pub fn listen_address(&self) -> String {
+        match self.host.parse::<Ipv6Addr>() {
+            Ok(v6) => format!("[{v6}]:{}", self.port),
+            Err(_) => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_bracket_ipv6() {
+        let at = |host: &str| {
+            Config {
+                host: host.to_string(),
+                port: 4001,
+                ..Config::default()
+            }
+            .listen_address()
+        };
+        assert_eq!(at("::1"), "[::1]:4001");
+        assert_eq!(at("::"), "[::]:4001");
+        assert_eq!(at("127.0.0.1"), "127.0.0.1:4001");
+        assert_eq!(at("localhost"), "localhost:4001");
     }
 }

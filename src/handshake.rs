@@ -5,7 +5,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::http::{Rejection, Request};
+use crate::config::Config;
+use crate::http::{is_token, Rejection, Request};
 
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -18,9 +19,18 @@ pub fn accept_key(key: &str) -> String {
     BASE64.encode(sha1.finalize())
 }
 
-/// Checks an upgrade request (RFC 6455 §4.2.1) and returns the `Sec-WebSocket-Accept` value.
-/// `allowed_origins` empty means any origin.
-pub fn validate(request: &Request, allowed_origins: &[String]) -> Result<String, Rejection> {
+/// An accepted upgrade: what the `101 Switching Protocols` answer carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The `Sec-WebSocket-Accept` value.
+    pub accept: String,
+    /// The subprotocol selected from the client's offers, if any.
+    pub subprotocol: Option<String>,
+}
+
+/// Checks an upgrade request (RFC 6455 §4.2.1) against the origins `config` allows, and
+/// selects a subprotocol among those it supports.
+pub fn validate(request: &Request, config: &Config) -> Result<Accepted, Rejection> {
     if request.method != "GET" {
         return Err(Rejection::MethodNotAllowed);
     }
@@ -53,22 +63,95 @@ pub fn validate(request: &Request, allowed_origins: &[String]) -> Result<String,
             ))
         }
     }
+    let allowed_origins = &config.allowed_origins;
     if !allowed_origins.is_empty() {
         // RFC 6455 §10.2: a server may refuse origins it does not trust, which stops other
         // web sites from opening sockets with a visitor's cookies.
         let origin = request.single_header("origin")?;
-        if !origin.is_some_and(|origin| allowed_origins.iter().any(|a| a == origin)) {
+        if !origin.is_some_and(|origin| allowed_origins.iter().any(|a| same_origin(a, origin))) {
             return Err(Rejection::Forbidden("origin not allowed"));
         }
     }
-    Ok(accept_key(key))
+    let offers = offered_subprotocols(request)?;
+    Ok(Accepted {
+        accept: accept_key(key),
+        subprotocol: select_subprotocol(&offers, &config.subprotocols).map(str::to_string),
+    })
 }
 
-/// The `101 Switching Protocols` response. No subprotocol or extension is ever selected.
-pub fn switching_protocols(accept: &str) -> Vec<u8> {
+/// Whether two serialized origins (`scheme://host[:port]`) are the same origin.
+///
+/// RFC 6455 §4.2.2 (/origin/): "The origin is serialized to ASCII and converted to
+/// lowercase." So the scheme and host compare without regard to case; the port is digits,
+/// which have no case, so it still has to match exactly (`:8080` is not `:80`).
+pub fn same_origin(allowed: &str, origin: &str) -> bool {
+    allowed.eq_ignore_ascii_case(origin)
+}
+
+/// The subprotocols a client offers, in its order of preference; empty when it offers none.
+///
+/// RFC 6455 §4.1: the elements of `Sec-WebSocket-Protocol` "MUST be non-empty strings with
+/// characters in the range U+0021 to U+007E not including separator characters [...] and
+/// MUST all be unique strings"; §11.3.4 gives the grammar `1#token`. RFC 9110 §5.3: a
+/// list header sent several times means the one list made by joining the values with
+/// commas. A request that breaks these rules is refused with `400`, naming the rule, rather
+/// than guessed at: a client that sends it has a bug worth seeing.
+pub fn offered_subprotocols<'a>(request: &Request<'a>) -> Result<Vec<&'a str>, Rejection> {
+    let mut offers: Vec<&'a str> = Vec::new();
+    for value in request.headers("sec-websocket-protocol") {
+        for element in value.split(',') {
+            let name = element.trim_matches([' ', '\t']);
+            if name.is_empty() {
+                return Err(Rejection::BadRequest(
+                    "Sec-WebSocket-Protocol has an empty element: it must be a comma-separated \
+                     list of tokens",
+                ));
+            }
+            if !is_token(name) {
+                return Err(Rejection::BadRequest(
+                    "Sec-WebSocket-Protocol must be a comma-separated list of tokens \
+                     (RFC 6455 §4.1)",
+                ));
+            }
+            if offers.contains(&name) {
+                return Err(Rejection::BadRequest(
+                    "Sec-WebSocket-Protocol offers the same subprotocol twice",
+                ));
+            }
+            offers.push(name);
+        }
+    }
+    Ok(offers)
+}
+
+/// The subprotocol to answer with.
+///
+/// RFC 6455 §4.2.2 (/subprotocol/): "The value chosen MUST be derived from the client's
+/// handshake, specifically by selecting one of the values from the |Sec-WebSocket-Protocol|
+/// field that the server is willing to use for this connection (if any)." An echo server
+/// speaks whatever it is sent, so with `supported` empty it takes the client's first (most
+/// preferred) offer; otherwise the first offer that is also in `supported` (names compare
+/// exactly: they are case-sensitive), and none when nothing matches.
+pub fn select_subprotocol<'a>(offers: &[&'a str], supported: &[String]) -> Option<&'a str> {
+    offers
+        .iter()
+        .copied()
+        .find(|offer| supported.is_empty() || supported.iter().any(|s| s == offer))
+}
+
+/// The `101 Switching Protocols` response. No extension is ever selected.
+///
+/// RFC 6455 §4.2.2: with no subprotocol selected, the server "MUST NOT send back a
+/// |Sec-WebSocket-Protocol| header field in its response", so the header is left out.
+pub fn switching_protocols(accepted: &Accepted) -> Vec<u8> {
+    let protocol = match &accepted.subprotocol {
+        Some(name) => format!("Sec-WebSocket-Protocol: {name}\r\n"),
+        None => String::new(),
+    };
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+         Sec-WebSocket-Accept: {}\r\n{protocol}\r\n",
+        accepted.accept
     )
     .into_bytes()
 }
@@ -83,7 +166,26 @@ mod tests {
 
     fn check(head: &str, origins: &[String]) -> Result<String, Rejection> {
         let request = Request::parse(head.as_bytes())?;
-        validate(&request, origins)
+        let config = Config {
+            allowed_origins: origins.to_vec(),
+            ..Config::default()
+        };
+        validate(&request, &config).map(|accepted| accepted.accept)
+    }
+
+    /// The subprotocol selected for `GOOD` plus `protocol_lines`, or the rejection.
+    fn select(protocol_lines: &str, supported: &[&str]) -> Result<Option<String>, Rejection> {
+        let head = GOOD.replace("\r\n\r\n", &format!("\r\n{protocol_lines}\r\n"));
+        let request = Request::parse(head.as_bytes())?;
+        let config = Config {
+            subprotocols: supported.iter().map(|s| s.to_string()).collect(),
+            ..Config::default()
+        };
+        validate(&request, &config).map(|accepted| accepted.subprotocol)
+    }
+
+    fn some(name: &str) -> Result<Option<String>, Rejection> {
+        Ok(Some(name.to_string()))
     }
 
     #[test]
@@ -133,5 +235,94 @@ mod tests {
         assert_eq!(check(GOOD, &other).unwrap_err().status().0, 403);
         let no_origin = GOOD.replace("Origin: http://example.com\r\n", "");
         assert_eq!(check(&no_origin, &allowed).unwrap_err().status().0, 403);
+    }
+
+    #[test]
+    fn origins_compare_without_case_in_scheme_and_host_but_exactly_in_port() {
+        let allowed = vec!["https://Example.com:8443".to_string()];
+        for (origin, ok) in [
+            ("https://example.com:8443", true),
+            ("HTTPS://EXAMPLE.COM:8443", true),
+            ("https://example.com:443", false),
+            ("https://example.com:84430", false),
+            ("http://example.com:8443", false),
+            ("https://example.org:8443", false),
+        ] {
+            let head = GOOD.replace("http://example.com", origin);
+            assert_eq!(check(&head, &allowed).is_ok(), ok, "{origin}");
+        }
+    }
+
+    #[test]
+    fn selects_the_first_offer_by_default() {
+        assert_eq!(select("", &[]), Ok(None));
+        assert_eq!(select("Sec-WebSocket-Protocol: chat", &[]), some("chat"));
+        assert_eq!(
+            select("Sec-WebSocket-Protocol: v2.json, chat,superchat", &[]),
+            some("v2.json")
+        );
+    }
+
+    #[test]
+    fn a_supported_list_selects_the_first_offer_in_it() {
+        let supported = ["superchat", "chat"];
+        assert_eq!(
+            select("Sec-WebSocket-Protocol: mqtt, chat, superchat", &supported),
+            some("chat")
+        );
+        assert_eq!(
+            select("Sec-WebSocket-Protocol: mqtt, Chat", &supported),
+            Ok(None)
+        );
+        assert_eq!(select("", &supported), Ok(None));
+    }
+
+    #[test]
+    fn repeated_headers_form_one_list() {
+        let lines = "Sec-WebSocket-Protocol: a, b\r\nSec-WebSocket-Protocol: c";
+        assert_eq!(select(lines, &["c"]), some("c"));
+        assert_eq!(select(lines, &[]), some("a"));
+        let repeated = "Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: a";
+        assert!(matches!(
+            select(repeated, &[]),
+            Err(Rejection::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_subprotocol_lists_are_bad_requests() {
+        for value in [
+            "",
+            ",",
+            "chat,",
+            ",chat",
+            "chat,,superchat",
+            "chat superchat",
+            "chat;q=1",
+            "\"chat\"",
+            "chat/1",
+            "chat, chat",
+            "caf\u{e9}",
+        ] {
+            let line = format!("Sec-WebSocket-Protocol: {value}");
+            let rejection = select(&line, &[]).unwrap_err();
+            assert_eq!(rejection.status().0, 400, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_101_names_the_selected_subprotocol_and_never_an_extension() {
+        let mut accepted = Accepted {
+            accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string(),
+            subprotocol: Some("chat".to_string()),
+        };
+        let response = String::from_utf8(switching_protocols(&accepted)).unwrap();
+        assert!(response.ends_with("\r\nSec-WebSocket-Protocol: chat\r\n\r\n"));
+        accepted.subprotocol = None;
+        let response = String::from_utf8(switching_protocols(&accepted)).unwrap();
+        assert!(!response
+            .to_ascii_lowercase()
+            .contains("sec-websocket-protocol"));
+        assert!(!response.to_ascii_lowercase().contains("extensions"));
     }
 }

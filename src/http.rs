@@ -45,7 +45,9 @@ impl Rejection {
             Rejection::BadRequest(why)
             | Rejection::Forbidden(why)
             | Rejection::HeadTooLarge(why) => why,
-            Rejection::NotFound => "no such page: only / is served",
+            Rejection::NotFound => {
+                "no such page: only / is served (WebSocket upgrades are accepted on any path)"
+            }
             Rejection::MethodNotAllowed => "only GET and HEAD are allowed",
             Rejection::RequestTimeout => "the request head did not arrive in time",
             Rejection::UpgradeRequired => "only WebSocket version 13 is supported",
@@ -189,7 +191,8 @@ pub enum Route {
 pub struct Request<'a> {
     /// The method, a token such as `GET`.
     pub method: &'a str,
-    /// The request target without its query string.
+    /// The path of the request target, without its query string (for an absolute-form
+    /// target such as `http://host/ws?x=1`, its path `/ws`).
     pub path: &'a str,
     /// The minor version of HTTP/1.x.
     pub minor_version: u8,
@@ -211,11 +214,8 @@ impl<'a> Request<'a> {
         else {
             return Err(Rejection::BadRequest("malformed request line"));
         };
-        if method.is_empty() || !method.bytes().all(is_token_byte) {
+        if !is_token(method) {
             return Err(Rejection::BadRequest("malformed method"));
-        }
-        if !target.starts_with('/') && target != "*" && !target.contains("://") {
-            return Err(Rejection::BadRequest("malformed request target"));
         }
         let minor_version = match version.strip_prefix("HTTP/1.") {
             Some(minor) if minor.len() == 1 && minor.as_bytes()[0].is_ascii_digit() => {
@@ -229,12 +229,12 @@ impl<'a> Request<'a> {
                 return Err(Rejection::BadRequest("header line without a colon"));
             };
             // RFC 9112 §5.1: no whitespace before the colon; obsolete line folding is refused.
-            if name.is_empty() || !name.bytes().all(is_token_byte) {
+            if !is_token(name) {
                 return Err(Rejection::BadRequest("malformed header name"));
             }
             headers.push((name, value.trim_matches([' ', '\t'])));
         }
-        let path = target.split('?').next().unwrap_or(target);
+        let path = target_path(target)?;
         let request = Request {
             method,
             path,
@@ -248,13 +248,14 @@ impl<'a> Request<'a> {
         Ok(request)
     }
 
-    /// Where the request goes: this server has one page and one WebSocket endpoint, both
-    /// at `/`. Other upgrades (h2c, say) are ignored and served as plain HTTP.
+    /// Where the request goes: a WebSocket upgrade is accepted on any path (so a proxy can
+    /// forward `/ws` or `/chat?room=1` unchanged), and the one page lives at `/`. Other
+    /// upgrades (h2c, say) are ignored and served as plain HTTP.
     pub fn route(&self) -> Route {
-        if self.path != "/" {
-            Route::Refuse(Rejection::NotFound)
-        } else if self.has_token("upgrade", "websocket") {
+        if self.has_token("upgrade", "websocket") {
             Route::Upgrade
+        } else if self.path != "/" {
+            Route::Refuse(Rejection::NotFound)
         } else if self.method == "GET" || self.method == "HEAD" {
             Route::Page
         } else {
@@ -300,7 +301,46 @@ impl<'a> Request<'a> {
     }
 }
 
-/// RFC 9110 §5.6.2: the characters allowed in a token (method and header names).
+/// The path of a request target, without its query.
+///
+/// RFC 9112 §3.2.2: "A server MUST accept the absolute-form in requests", so
+/// `http://host:port/path?q` routes like `/path?q`; its authority is not checked, as this
+/// server answers for whatever name it is reached by. An absolute URI with an empty path
+/// means `/` (RFC 9110 §4.2.1). The asterisk-form `*` is kept and is found nowhere.
+fn target_path(target: &str) -> Result<&str, Rejection> {
+    let without_query = target.split('?').next().unwrap_or(target);
+    if without_query.starts_with('/') || target == "*" {
+        return Ok(without_query);
+    }
+    let malformed = Rejection::BadRequest("malformed request target");
+    // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+    let (scheme, rest) = without_query.split_once("://").ok_or(malformed.clone())?;
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok {
+        return Err(malformed);
+    }
+    // The authority runs to the first slash and must not be empty.
+    match rest.find('/') {
+        Some(0) => Err(malformed),
+        Some(slash) => Ok(&rest[slash..]),
+        None if rest.is_empty() => Err(malformed),
+        None => Ok("/"),
+    }
+}
+
+/// RFC 9110 §5.6.2: whether `text` is a token, `1*tchar` (method and header names,
+/// subprotocol names).
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(is_token_byte)
+}
+
+/// RFC 9110 §5.6.2: the characters allowed in a token.
 fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
@@ -400,9 +440,55 @@ mod tests {
             Route::Refuse(Rejection::MethodNotAllowed)
         );
         assert_eq!(
-            route("GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"),
+            route("GET /x HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Refuse(Rejection::NotFound)
         );
+        assert_eq!(
+            route("POST /x HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse(Rejection::NotFound)
+        );
+    }
+
+    #[test]
+    fn upgrades_are_routed_on_any_path_and_query() {
+        let route = |head: &str| Request::parse(head.as_bytes()).unwrap().route();
+        for target in ["/", "/ws", "/chat?x=1", "/a/b/c/", "http://h:1/ws?q"] {
+            let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n");
+            assert_eq!(route(&head), Route::Upgrade, "{target}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_targets_route_by_their_path() {
+        let path = |target: &str| {
+            let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            Request::parse(head.as_bytes()).map(|r| r.path.to_string())
+        };
+        assert_eq!(path("http://example.com:4000/?q=1"), Ok("/".to_string()));
+        assert_eq!(path("http://example.com"), Ok("/".to_string()));
+        assert_eq!(path("HTTPS://[::1]:4000?x"), Ok("/".to_string()));
+        assert_eq!(path("ws://h/chat/room?x=1"), Ok("/chat/room".to_string()));
+        assert_eq!(path("/plain?x=/y"), Ok("/plain".to_string()));
+        for bad in [
+            "http://",
+            "http:///x",
+            "1http://h/",
+            "ht tp://h/",
+            "h//x",
+            "nowhere",
+        ] {
+            assert!(path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_tchars_only() {
+        for good in ["chat", "v2.bin+json", "a!#$%&'*+-.^_`|~z"] {
+            assert!(is_token(good), "{good}");
+        }
+        for bad in ["", "a b", "a,b", "a\"b", "(x)", "caf\u{e9}", "a/b", "a=b"] {
+            assert!(!is_token(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -439,7 +525,7 @@ mod tests {
         );
         let head_only = String::from_utf8(Rejection::NotFound.response(Body::Omitted)).unwrap();
         assert!(head_only.ends_with("\r\n\r\n"));
-        let body = "404 Not Found: no such page: only / is served\n";
+        let body = format!("404 Not Found: {}\n", Rejection::NotFound.message());
         let length = format!("Content-Length: {}\r\n", body.len());
         assert!(head_only.contains(&length), "{head_only}");
     }

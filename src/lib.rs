@@ -4,7 +4,10 @@
 //!
 //! - [`config`]: every setting, limit and timeout, with its default.
 //! - [`http`]: the bounded, incremental request-head reader and parser; plain HTTP responses.
-//! - [`handshake`]: upgrade validation and `Sec-WebSocket-Accept` (RFC 6455 §4).
+//! - [`handshake`]: upgrade validation, subprotocol selection and `Sec-WebSocket-Accept`
+//!   (RFC 6455 §4).
+//! - [`forwarded`]: the client behind a trusted proxy (`X-Forwarded-For`, RFC 7239), for
+//!   the log.
 //! - [`frame`]: frame headers, opcodes, length formats and masking (RFC 6455 §5.2–5.3).
 //! - [`close`]: close codes and close payloads (RFC 6455 §5.5.1, §7.4).
 //! - [`protocol`]: the per-connection state machine: fragmentation, control frames, UTF-8,
@@ -23,6 +26,7 @@ pub mod close;
 pub mod config;
 pub mod echo;
 pub mod error;
+pub mod forwarded;
 pub mod frame;
 pub mod handshake;
 pub mod http;

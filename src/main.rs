@@ -1,5 +1,6 @@
 //! The command line: parse arguments into a `Config`, start the server, map errors to exit codes.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,8 +13,10 @@ Usage: pure-ws [OPTIONS]
 A WebSocket echo server (RFC 6455). Open http://HOST:PORT in a browser to try it.
 
 Options:
-      --host ADDR                 address to listen on [default: 127.0.0.1]
-      --port PORT                 port to listen on, 0 for any free port [default: 4000]
+      --host ADDR                 address to listen on: IPv4, IPv6 (::1 or [::1]) or a
+                                  host name [default: 127.0.0.1]
+      --port PORT                 port to listen on, 0 for any free port [default: the
+                                  PORT environment variable if set, else 4000]
       --echo prefix|exact         reply 'Server got: ' + message, or the message unchanged
                                   [default: prefix]
       --max-message-size BYTES    largest message accepted; larger ones are closed with
@@ -24,6 +27,11 @@ Options:
                                   after SECS more; 0 disables [default: 30]
       --allowed-origin ORIGIN     accept WebSocket handshakes only from this Origin
                                   (repeatable); without it any origin is accepted
+      --subprotocol NAME          select only this subprotocol (repeatable): the client's
+                                  first offer in the list; without it the client's first
+                                  offer is selected
+      --trusted-proxy ADDR        IP address of a reverse proxy whose X-Forwarded-For or
+                                  Forwarded header names the client in the log (repeatable)
       --quiet                     no log line per connection
   -h, --help                      print this help
   -V, --version                   print the version
@@ -32,13 +40,19 @@ Options:
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
 }
 
-fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+/// Parses the arguments; `env_port` is the `PORT` environment variable, used when no
+/// `--port` is given (the convention of container platforms).
+fn parse_args<I: IntoIterator<Item = String>>(
+    args: I,
+    env_port: Option<String>,
+) -> Result<Command, String> {
     let mut config = Config::default();
+    let mut port = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -57,8 +71,8 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "--quiet" => config.quiet = true,
-            "--host" => config.host = value()?,
-            "--port" => config.port = number(&flag, &value()?)?,
+            "--host" => config.host = host(&value()?)?,
+            "--port" => port = Some(number(&flag, &value()?)?),
             "--echo" => {
                 config.echo = match value()?.as_str() {
                     "prefix" => EchoMode::Prefix,
@@ -79,10 +93,58 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String
             }
             "--ping-interval" => config.ping_interval = seconds(&flag, &value()?)?,
             "--allowed-origin" => config.allowed_origins.push(value()?),
+            "--subprotocol" => config.subprotocols.push(subprotocol(&value()?)?),
+            "--trusted-proxy" => config.trusted_proxies.push(ip_address(&flag, &value()?)?),
             _ => return Err(format!("unknown option '{flag}'")),
         }
     }
-    Ok(Command::Run(config))
+    config.port = match port {
+        Some(port) => port,
+        None => env_port.map_or(Ok(config.port), |env| port_from_env(&env))?,
+    };
+    Ok(Command::Run(Box::new(config)))
+}
+
+/// The `PORT` environment variable as a port; set but invalid is an error, not a default.
+fn port_from_env(value: &str) -> Result<u16, String> {
+    value.parse().map_err(|_| {
+        format!("the PORT environment variable must be a port number 0-65535, not '{value}'")
+    })
+}
+
+/// A `--host` value: `[::1]` is taken as `::1`, as it is written in URLs.
+fn host(value: &str) -> Result<String, String> {
+    match value.strip_prefix('[') {
+        Some(rest) => rest
+            .strip_suffix(']')
+            .and_then(|inner| inner.parse::<Ipv6Addr>().ok())
+            .map(|v6| v6.to_string())
+            .ok_or_else(|| format!("--host in brackets must be an IPv6 address, not '{value}'")),
+        None if value.is_empty() => Err("--host needs an address".to_string()),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// A `--subprotocol` value. RFC 6455 §4.1: subprotocol names are tokens (§11.3.4:
+/// `1#token`), so anything else could never be offered by a client and is refused here.
+fn subprotocol(value: &str) -> Result<String, String> {
+    if pure_ws::http::is_token(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "--subprotocol takes a token (letters, digits and !#$%&'*+-.^_`|~), not '{value}'"
+        ))
+    }
+}
+
+/// An IP address, IPv6 with or without brackets.
+fn ip_address(flag: &str, value: &str) -> Result<IpAddr, String> {
+    let bare = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    bare.parse()
+        .map_err(|_| format!("{flag} takes an IP address, not '{value}'"))
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -102,8 +164,10 @@ fn seconds(flag: &str, value: &str) -> Result<Option<Duration>, String> {
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(config)) => config,
+    // A PORT that is not UTF-8 is kept (lossily) so that it is reported, not ignored.
+    let env_port = std::env::var_os("PORT").map(|port| port.to_string_lossy().into_owned());
+    let config = match parse_args(std::env::args().skip(1), env_port) {
+        Ok(Command::Run(config)) => *config,
         Ok(Command::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -117,7 +181,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listen = format!("{}:{}", config.host, config.port);
+    let listen = config.listen_address();
     let server = match Server::bind(config.clone()) {
         Ok(server) => server,
         Err(err) => {
@@ -141,20 +205,28 @@ fn describe_limits(config: &Config) -> String {
         Some(interval) => format!("{}s", interval.as_secs_f64()),
         None => "off".to_string(),
     };
-    let origins = if config.allowed_origins.is_empty() {
-        "any".to_string()
-    } else {
-        config.allowed_origins.join(" ")
+    let list = |items: &[String], none: &str| match items {
+        [] => none.to_string(),
+        items => items.join(" "),
     };
+    let origins = list(&config.allowed_origins, "any");
+    let subprotocols = list(&config.subprotocols, "any");
+    let proxies: Vec<String> = config
+        .trusted_proxies
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let proxies = list(&proxies, "none");
+    // Only the echo mode is lowercased: subprotocol names are case-sensitive.
+    let echo = format!("{:?}", config.echo).to_lowercase();
     format!(
-        "echo {:?}; max message {} bytes; max connections {}; handshake timeout {}s; \
-         ping interval {ping}; origins {origins}",
-        config.echo,
+        "echo {echo}; max message {} bytes; max connections {}; handshake timeout {}s; \
+         ping interval {ping}; origins {origins}; subprotocols {subprotocols}; \
+         trusted proxies {proxies}",
         config.max_message_size,
         config.max_connections,
         config.handshake_timeout.as_secs_f64(),
     )
-    .to_lowercase()
 }
 
 #[cfg(test)]
@@ -162,12 +234,22 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Command, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
+        parse_args(args.iter().map(|s| s.to_string()), None)
+    }
+
+    fn config(args: &[&str], env_port: Option<&str>) -> Result<Config, String> {
+        match parse_args(
+            args.iter().map(|s| s.to_string()),
+            env_port.map(String::from),
+        )? {
+            Command::Run(config) => Ok(*config),
+            other => panic!("not a run: {other:?}"),
+        }
     }
 
     #[test]
     fn defaults_match_the_documented_ones() {
-        assert_eq!(parse(&[]), Ok(Command::Run(Config::default())));
+        assert_eq!(parse(&[]), Ok(Command::Run(Box::default())));
     }
 
     #[test]
@@ -189,6 +271,12 @@ mod tests {
             "--allowed-origin",
             "http://a",
             "--allowed-origin=http://b",
+            "--subprotocol",
+            "chat",
+            "--subprotocol=v2.json",
+            "--trusted-proxy",
+            "10.0.0.1",
+            "--trusted-proxy=[::1]",
             "--quiet",
         ]) else {
             panic!("should parse");
@@ -201,6 +289,9 @@ mod tests {
         assert_eq!(config.handshake_timeout, Duration::from_millis(1500));
         assert_eq!(config.ping_interval, None);
         assert_eq!(config.allowed_origins, ["http://a", "http://b"]);
+        assert_eq!(config.subprotocols, ["chat", "v2.json"]);
+        let proxies: [IpAddr; 2] = ["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(config.trusted_proxies, proxies);
         assert!(config.quiet);
     }
 
@@ -215,10 +306,52 @@ mod tests {
             &["--handshake-timeout", "0"],
             &["--ping-interval", "-1"],
             &["--ping-interval", "NaN"],
+            &["--subprotocol", ""],
+            &["--subprotocol", "two words"],
+            &["--subprotocol", "a,b"],
+            &["--subprotocol", "caf\u{e9}"],
+            &["--trusted-proxy", "proxy.example"],
+            &["--trusted-proxy", "10.0.0.1/8"],
+            &["--host", "[127.0.0.1]"],
+            &["--host", "[::1"],
+            &["--host", ""],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
         assert_eq!(parse(&["-h"]), Ok(Command::Help));
         assert_eq!(parse(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn hosts_take_ipv6_with_or_without_brackets() {
+        assert_eq!(config(&["--host", "::1"], None).unwrap().host, "::1");
+        assert_eq!(config(&["--host", "[::1]"], None).unwrap().host, "::1");
+        assert_eq!(config(&["--host=[::]"], None).unwrap().host, "::");
+        assert_eq!(
+            config(&["--host", "localhost"], None).unwrap().host,
+            "localhost"
+        );
+    }
+
+    #[test]
+    fn the_port_environment_variable_applies_without_port() {
+        assert_eq!(config(&[], Some("8080")).unwrap().port, 8080);
+        assert_eq!(config(&[], Some("0")).unwrap().port, 0);
+        assert_eq!(config(&[], None).unwrap().port, 4000);
+        assert_eq!(config(&["--port", "9"], Some("8080")).unwrap().port, 9);
+        assert_eq!(config(&["--port", "9"], Some("junk")).unwrap().port, 9);
+        for bad in ["", "http", "65536", "-1", " 80", "80.0"] {
+            let err = config(&[], Some(bad)).unwrap_err();
+            assert!(err.contains("PORT"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_startup_line_keeps_the_case_of_names() {
+        let config = config(&["--subprotocol", "Chat", "--echo", "exact"], None).unwrap();
+        let limits = describe_limits(&config);
+        assert!(limits.contains("echo exact;"), "{limits}");
+        assert!(limits.contains("subprotocols Chat;"), "{limits}");
+        assert!(limits.ends_with("trusted proxies none"), "{limits}");
     }
 }

@@ -17,7 +17,8 @@ use crate::close::{CloseCode, ClosePayload};
 use crate::config::Config;
 use crate::echo;
 use crate::error::ProtocolError;
-use crate::handshake;
+use crate::forwarded::{self, ClientAddr};
+use crate::handshake::{self, Accepted};
 use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
 use crate::protocol::{Event, Protocol, State};
 use crate::workers::{Reuse, Workers};
@@ -221,7 +222,10 @@ impl fmt::Display for Ending {
 /// What is logged about a connection when it ends.
 struct ConnectionLog {
     peer: SocketAddr,
+    /// The client a trusted proxy forwarded the request for.
+    client: Option<ClientAddr>,
     path: String,
+    subprotocol: Option<String>,
     started: Instant,
     messages_in: u64,
     messages_out: u64,
@@ -233,7 +237,9 @@ impl ConnectionLog {
     fn new(peer: SocketAddr) -> ConnectionLog {
         ConnectionLog {
             peer,
+            client: None,
             path: "-".to_string(),
+            subprotocol: None,
             started: Instant::now(),
             messages_in: 0,
             messages_out: 0,
@@ -243,9 +249,17 @@ impl ConnectionLog {
     }
 
     fn line(&self, ending: &Ending) -> String {
+        let who = match self.client {
+            Some(client) => format!("{client} via {}", self.peer),
+            None => self.peer.to_string(),
+        };
+        let subprotocol = match &self.subprotocol {
+            Some(name) => format!(" subprotocol {name}"),
+            None => String::new(),
+        };
         format!(
-            "{} {} {ending} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, {} bytes",
-            self.peer,
+            "{who} {}{subprotocol} {ending} after {:.3}s; in: {} msgs, {} bytes; out: {} msgs, \
+             {} bytes",
             self.path,
             self.started.elapsed().as_secs_f64(),
             self.messages_in,
@@ -272,9 +286,10 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) -> End
         Err(rejection) => return refuse(&mut stream, rejection, Body::Included, log, config),
     };
     log.path = request.path.to_string();
+    log.client = forwarded::client_address(&request, log.peer.ip(), &config.trusted_proxies);
     match request.route() {
-        Route::Upgrade => match handshake::validate(&request, &config.allowed_origins) {
-            Ok(accept) => upgrade(&mut stream, &accept, buf, pending, config, log),
+        Route::Upgrade => match handshake::validate(&request, config) {
+            Ok(accepted) => upgrade(&mut stream, &accepted, buf, pending, config, log),
             Err(rejection) => refuse(&mut stream, rejection, Body::Included, log, config),
         },
         Route::Page => {
@@ -352,13 +367,14 @@ fn send_and_close(
 /// Completes the upgrade and runs the WebSocket session until it ends.
 fn upgrade(
     stream: &mut TcpStream,
-    accept: &str,
+    accepted: &Accepted,
     buf: Vec<u8>,
     pending: Range<usize>,
     config: &Config,
     log: &mut ConnectionLog,
 ) -> Ending {
-    let response = handshake::switching_protocols(accept);
+    log.subprotocol = accepted.subprotocol.clone();
+    let response = handshake::switching_protocols(accepted);
     let setup = stream
         .set_nodelay(true)
         .and_then(|()| write_all_within(stream, &response, &[], config.write_timeout()));

@@ -151,6 +151,8 @@ impl Drop for Browser {
 #[derive(Default)]
 struct Observed {
     console_errors: Vec<String>,
+    /// Every console message, whatever its level.
+    console: Vec<String>,
     failed_requests: Vec<String>,
     dialogs: Vec<String>,
     /// Request id -> URL, to name the URL of a failed request.
@@ -257,7 +259,11 @@ impl Cdp {
     fn observe(&mut self, event: &Value) {
         let p = &event["params"];
         let seen = &mut self.seen;
-        match event["method"].as_str().unwrap_or("") {
+        let method = event["method"].as_str().unwrap_or("");
+        if matches!(method, "Log.entryAdded" | "Runtime.consoleAPICalled") {
+            seen.console.push(format!("{method}: {p}"));
+        }
+        match method {
             "Runtime.consoleAPICalled"
                 if matches!(p["type"].as_str(), Some("error" | "assert")) =>
             {
@@ -489,6 +495,23 @@ impl Cdp {
     }
 }
 
+/// Opens a WebSocket from the page to `url` offering `protocols`, sends `text`, and returns
+/// `[protocol, first reply]`, or `["closed", code]` if it closed first.
+fn page_socket(cdp: &mut Cdp, url: &str, protocols: &[&str], text: &str) -> Value {
+    cdp.eval(&format!(
+        "new Promise(resolve => {{
+            const ws = new WebSocket({}, {});
+            ws.onopen = () => ws.send({});
+            ws.onmessage = ev => {{ resolve([ws.protocol, ev.data]); ws.close(1000); }};
+            ws.onclose = ev => resolve(['closed', String(ev.code)]);
+            setTimeout(() => resolve(['timed out', '']), 10000);
+        }})",
+        js_str(url),
+        serde_json::to_string(protocols).unwrap(),
+        js_str(text)
+    ))
+}
+
 fn js_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
@@ -573,10 +596,22 @@ fn echo_page_in_headless_chromium() {
     let desktop = json!({ "width": 1000, "height": 720, "deviceScaleFactor": 1, "mobile": false });
     cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
 
-    // Load the page and wait for the WebSocket to open.
-    cdp.navigate(&format!("http://{}/", server.addr));
+    // Load the page and wait for the WebSocket to open: it connects to its own URL, path
+    // and query included, and logs nothing to the console on the way.
+    cdp.navigate(&format!("http://{}/?from=test", server.addr));
     assert_eq!(cdp.eval_str("document.title"), "pure-ws");
     cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(
+        cdp.eval_str("document.getElementById('endpoint').textContent"),
+        format!("ws://{}/?from=test", server.addr),
+        "the page connects to the URL it was loaded from"
+    );
+    cdp.eval("new Promise(r => setTimeout(r, 200))");
+    assert!(
+        cdp.seen.console.is_empty(),
+        "the page must log nothing on load: {:#?}",
+        cdp.seen.console
+    );
     assert_eq!(
         cdp.eval(SEND_DISABLED),
         json!(false),
@@ -672,6 +707,22 @@ fn echo_page_in_headless_chromium() {
         "the log should be scrolled to the newest message"
     );
     cdp.assert_clean("after three echoes");
+
+    // A page script offering a subprotocol gets it selected, as browsers require, on any
+    // path.
+    let base = format!("ws://{}", server.addr);
+    for (path, offers) in [
+        ("/", &["chat"][..]),
+        ("/ws/room?x=1", &["chat", "superchat"]),
+    ] {
+        let answer = page_socket(&mut cdp, &format!("{base}{path}"), offers, "sub");
+        assert_eq!(
+            answer,
+            json!(["chat", "Server got: sub"]),
+            "{path} {offers:?}"
+        );
+    }
+    cdp.assert_clean("after sockets offering subprotocols");
     cdp.screenshot(&target.join("browser-screenshot.png"));
 
     // The same page at phone width and in dark mode: nothing sticks out sideways.
@@ -749,4 +800,17 @@ fn echo_page_in_headless_chromium() {
         "document.querySelectorAll('#log > *').length === 0",
     );
     cdp.assert_clean("at the end");
+
+    // 7. A handshake that fails (here 403 for the origin) is reported as a failure to
+    //    connect to the URL, not as a lost connection.
+    let refusing = Server::start(&["--allowed-origin", "https://elsewhere.example"]);
+    cdp.navigate(&format!("http://{}/", refusing.addr));
+    cdp.wait_for("the failed handshake", &format!("{STATE} === 'closed'"));
+    let status = cdp.eval_str(STATUS);
+    assert_eq!(
+        status,
+        format!("Could not connect to ws://{}/", refusing.addr),
+        "a failed handshake names the URL"
+    );
+    assert_eq!(cdp.eval(RECONNECT_VISIBLE), json!(true));
 }

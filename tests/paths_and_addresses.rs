@@ -1,0 +1,224 @@
+//! Where the server can be reached: upgrades on any path, absolute-form targets (RFC 9112
+//! §3.2.2), IPv6 listen addresses, the `PORT` environment variable, and origins compared
+//! as RFC 6455 §4.2.2 says (lower-cased).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+
+use common::{upgrade_request, Client, Server};
+
+fn status(response: &str) -> u16 {
+    response.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs the binary to completion (for command lines it refuses).
+fn run(args: &[&str], port_env: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pure-ws"));
+    command.args(args).env_remove("PORT");
+    if let Some(port) = port_env {
+        command.env("PORT", port);
+    }
+    command.output().expect("run pure-ws")
+}
+
+/// The binary, killed when dropped, and the first line it printed.
+struct Started(Child, String);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &[&str], port_env: &str) -> Started {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+        .args(args)
+        .env("PORT", port_env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pure-ws");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read the first line");
+    // Keep reading, so the server never writes to a closed pipe.
+    thread::spawn(move || for _ in stdout.lines() {});
+    Started(child, first)
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether this machine has an IPv6 loopback to test with.
+fn has_ipv6_loopback() -> bool {
+    let ok = TcpListener::bind("[::1]:0").is_ok();
+    if !ok {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+    }
+    ok
+}
+
+#[test]
+fn upgrades_are_accepted_on_any_path_and_query() {
+    let server = Server::start(&[]);
+    for target in ["/ws", "/chat?x=1", "/a/b/", "/?room=1"] {
+        let mut client = Client::new(server.connect());
+        client.send(upgrade_request(target).as_bytes());
+        let head = client.read_head();
+        assert!(head.starts_with("HTTP/1.1 101 "), "{target}: {head}");
+        client.send_text(target);
+        client.expect_text(&format!("Server got: {target}"));
+    }
+    // The log line shows the path, without the query.
+    let line = server.wait_for_log(" /chat ");
+    assert!(!line.contains("x=1"), "{line}");
+}
+
+#[test]
+fn the_page_is_still_served_at_root_only() {
+    let server = Server::start(&["--quiet"]);
+    for (request, code) in [
+        ("GET / HTTP/1.1", 200),
+        ("HEAD /?x=1 HTTP/1.1", 200),
+        ("GET /ws HTTP/1.1", 404),
+        ("GET /chat?x=1 HTTP/1.1", 404),
+        ("POST /ws HTTP/1.1", 404),
+    ] {
+        let response = server.http(format!("{request}\r\nHost: x\r\n\r\n").as_bytes());
+        assert_eq!(status(&response), code, "{request}: {response}");
+    }
+}
+
+#[test]
+fn absolute_form_targets_route_by_their_path() {
+    let server = Server::start(&[]);
+    let origin = format!("http://{}", server.addr);
+    for (target, code) in [
+        (format!("{origin}/"), 200),
+        (format!("{origin}/?q=1"), 200),
+        (origin.clone(), 200),
+        (format!("{origin}/missing"), 404),
+    ] {
+        let response = server.http(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert_eq!(status(&response), code, "{target}: {response}");
+    }
+    let mut client = Client::new(server.connect());
+    client.send(upgrade_request(&format!("{origin}/ws?x=1")).as_bytes());
+    assert_eq!(status(&client.read_head()), 101);
+    client.send_text("absolute");
+    client.expect_text("Server got: absolute");
+    drop(client);
+    server.wait_for_log(" /ws ");
+    let response = server.http(b"GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status(&response), 400, "{response}");
+}
+
+#[test]
+fn origins_compare_without_case_in_scheme_and_host_but_exactly_in_port() {
+    let server = Server::start(&["--quiet", "--allowed-origin", "https://App.Example:8443"]);
+    for (origin, code) in [
+        ("https://app.example:8443", 101),
+        ("HTTPS://APP.EXAMPLE:8443", 101),
+        ("https://App.Example:8443", 101),
+        ("https://app.example:443", 403),
+        ("https://app.example", 403),
+        ("http://app.example:8443", 403),
+    ] {
+        let request =
+            upgrade_request("/").replace("\r\n\r\n", &format!("\r\nOrigin: {origin}\r\n\r\n"));
+        let mut client = Client::new(server.connect());
+        client.send(request.as_bytes());
+        assert_eq!(status(&client.read_head()), code, "{origin}");
+    }
+}
+
+#[test]
+fn listens_on_ipv6_loopback_with_or_without_brackets() {
+    if !has_ipv6_loopback() {
+        return;
+    }
+    for host in ["::1", "[::1]"] {
+        let server = Server::start(&["--host", host]);
+        assert!(server.addr.is_ipv6(), "{host}: {}", server.addr);
+        let mut client = server.ws();
+        client.send_text("v6");
+        client.expect_text("Server got: v6");
+        drop(client);
+        // The per-connection line prints the peer in brackets.
+        let line = server.wait_for_log("websocket");
+        assert!(line.starts_with("[::1]:"), "{line}");
+    }
+}
+
+#[test]
+fn the_startup_line_and_errors_print_ipv6_in_brackets() {
+    if !has_ipv6_loopback() {
+        return;
+    }
+    let started = start(&["--host", "::1", "--port", "0"], "1");
+    assert!(
+        started.1.starts_with("pure-ws listening on http://[::1]:"),
+        "{}",
+        started.1
+    );
+    let taken = TcpListener::bind("[::1]:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = run(&["--host", "[::1]", "--port", &port], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on [::1]:{port}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_port_environment_variable_is_used_without_port() {
+    let port = free_port();
+    let started = start(&[], &port.to_string());
+    let url = format!("http://127.0.0.1:{port}");
+    assert!(started.1.contains(&url), "{}", started.1);
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let mut client = Client::new(std::net::TcpStream::connect(addr).unwrap());
+    client.send(upgrade_request("/").as_bytes());
+    assert_eq!(status(&client.read_head()), 101);
+}
+
+#[test]
+fn the_port_option_wins_over_the_environment() {
+    let started = start(&["--port", "0"], "1");
+    assert!(started.1.contains("http://127.0.0.1:"), "{}", started.1);
+    assert!(!started.1.contains("127.0.0.1:1\n"), "{}", started.1);
+}
+
+#[test]
+fn an_invalid_port_environment_variable_is_a_usage_error() {
+    for bad in ["", "http", "65536", "-1", "80 "] {
+        let output = run(&[], Some(bad));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("PORT"), "{bad:?}: {stderr}");
+        assert!(stderr.contains("Usage"), "{bad:?}: {stderr}");
+    }
+}
+
+#[test]
+fn an_invalid_bracketed_host_is_a_usage_error() {
+    for bad in ["[127.0.0.1]", "[::1", "[]"] {
+        let output = run(&["--host", bad, "--port", "0"], None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("--host"), "{bad:?}: {stderr}");
+    }
+}
