@@ -1,5 +1,6 @@
 //! The command line: parse arguments into a `Config`, start the server, map errors to exit codes.
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -190,14 +191,20 @@ fn main() -> ExitCode {
         }
     };
     match server.local_addr() {
-        Ok(addr) => println!("pure-ws listening on http://{addr}"),
+        Ok(addr) => say(&format!("pure-ws listening on http://{addr}")),
         Err(err) => {
             eprintln!("pure-ws: cannot read the listening address: {err}");
             return ExitCode::FAILURE;
         }
     }
-    println!("{}", describe_limits(&config));
+    say(&describe_limits(&config));
     server.run()
+}
+
+/// Prints a startup line. Whoever started the server may have closed its stdout after
+/// reading the address; that must not stop the server, so a failed write is ignored.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn describe_limits(config: &Config) -> String {

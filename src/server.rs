@@ -87,7 +87,7 @@ impl Server {
                 Err(err) => {
                     // Running out of file descriptors or memory is temporary: say so, give
                     // the open connections a moment to finish, and keep serving.
-                    eprintln!("accept failed: {err}; retrying");
+                    log(&format!("accept failed: {err}; retrying"));
                     thread::sleep(ACCEPT_BACKOFF);
                 }
             }
@@ -107,7 +107,7 @@ impl Server {
         });
         // If no thread can be had, the job is dropped: its slot is freed, its socket closed.
         if let Err(err) = self.workers.run(job) {
-            eprintln!("{peer}: could not start a thread: {err}");
+            log(&format!("{peer}: could not start a thread: {err}"));
         }
     }
 }
@@ -141,17 +141,17 @@ fn run_isolated(
     quiet: bool,
     work: impl FnOnce(&mut ConnectionLog) -> Ending,
 ) -> Reuse {
-    let mut log = ConnectionLog::new(peer);
-    let reuse = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut log))) {
+    let mut connection = ConnectionLog::new(peer);
+    let reuse = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut connection))) {
         Ok(ending) => {
             if !quiet {
-                eprintln!("{}", log.line(&ending));
+                log(&connection.line(&ending));
             }
             Reuse::Yes
         }
         Err(_) => {
             // A panic is a bug: report it even when per-connection lines are silenced.
-            eprintln!("{}", log.line(&Ending::Panicked));
+            log(&connection.line(&Ending::Panicked));
             Reuse::No
         }
     };
@@ -687,7 +687,9 @@ fn spawn_refuser() -> SyncSender<TcpStream> {
         .stack_size(STACK_SIZE)
         .spawn(move || refuse_busy(&receiver));
     if let Err(err) = spawned {
-        eprintln!("could not start the thread that refuses excess connections: {err}");
+        log(&format!(
+            "could not start the thread that refuses excess connections: {err}"
+        ));
     }
     sender
 }
@@ -736,6 +738,12 @@ fn read_with_timeout(
 ) -> io::Result<usize> {
     stream.set_read_timeout(Some(timeout))?;
     stream.read(buf)
+}
+
+/// Writes one line to stderr. A log that cannot be written (stderr closed, say) must not
+/// take the server down, so a failed write is ignored.
+fn log(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// The time until `deadline`, or `None` once it has passed (a zero timeout is not allowed).

@@ -88,6 +88,42 @@ fn startup_prints_the_address_and_the_limits_in_force() {
     }
 }
 
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+            .args(["--port", &port.to_string(), "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pure-ws"),
+    );
+    // Whoever started the server stopped reading before it printed anything.
+    drop(child.0.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the server exited when its stdout was closed"
+        );
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(err) => assert!(Instant::now() < deadline, "never listened: {err}"),
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut client = common::Client::new(stream);
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(client.read_head().starts_with("HTTP/1.1 200 "));
+    thread::sleep(Duration::from_millis(100));
+    assert!(child.0.try_wait().unwrap().is_none(), "the server exited");
+}
+
 // ---------------------------------------------------------------------------------------
 // The command line
 
