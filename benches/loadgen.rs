@@ -30,8 +30,8 @@
 //! the server's RSS before, at its peak, and 3 s after the last close (MiB).
 //!
 //! The timed scenarios also read the server's CPU time (user + system, all threads) from
-//! `/proc/PID/stat` before and after, and print it per message (`rtt1`, `rtt32`, `mid`) or
-//! per connection (`connect`) in µs.
+//! `/proc/PID/stat` before and after, and print it per message (`rtt1`, `rtt32`, `mid` in µs,
+//! `big` in ms) or per connection (`connect`, µs).
 //!
 //! Every server runs as a child process, so each has its own `/proc/PID/status` for the idle
 //! figures, and no server shares an allocator or a process with the client. The baseline and
@@ -1484,10 +1484,12 @@ fn main() {
                 }
                 "big" => {
                     set("big 16M", "MB/s", true, c, t.rate());
+                    set("big cpu", "ms/msg", true, c, t.cpu_us_per_op() / 1e3);
                     format!(
-                        "{} MB/s ({} MB echoed)",
+                        "{} MB/s ({} MB echoed), {} ms CPU/msg",
                         fmt_num(t.rate()),
-                        fmt_num(t.units)
+                        fmt_num(t.units),
+                        fmt_num(t.cpu_us_per_op() / 1e3)
                     )
                 }
                 "connect" => {
