@@ -15,7 +15,9 @@
 //! | `--rounds N`      | `LOADGEN_ROUNDS` | 3 (1)            | slices of S/N that alternate the servers  |
 //! | `--idle N`        | `LOADGEN_IDLE`   | 2000 (200)       | connections held open in `idle`           |
 //! | `--big N`         | `LOADGEN_BIG`    | no cap (2)       | cap on 16 MiB messages per round          |
-//! | `--only a,b`      |                  | all              | rtt1 rtt32 mid big connect idle           |
+//! | `--burst N`       | `LOADGEN_BURST`  | 32 (4)           | connections at once in `burst`            |
+//! | `--burst-mib M`   | `LOADGEN_BURST_MIB` | 6 (1)         | size of each `burst` message, MiB         |
+//! | `--only a,b`      |                  | all              | rtt1 rtt32 mid big connect idle burst     |
 //! | `--servers a,b`   |                  | all              | tcp pure-ws tungstenite                   |
 //!
 //! Scenarios: `rtt1` one connection, 16-byte text request/response (msg/s, p50/p99 µs);
@@ -23,7 +25,13 @@
 //! request/response (MB/s of payload echoed, 10^6 bytes, one direction); `big` 16 MiB binary
 //! messages, written from a second thread while the echo is read (MB/s); `connect` connect +
 //! handshake + close handshake, repeated (conn/s; the TCP baseline: connect, one echo, close);
-//! `idle` N open connections: the server's RSS growth per connection and its thread count.
+//! `idle` N open connections: the server's RSS growth per connection and its thread count;
+//! `burst` N connections at once each echo one M MiB binary message, 3 rounds, then all close:
+//! the server's RSS before, at its peak, and 3 s after the last close (MiB).
+//!
+//! The timed scenarios also read the server's CPU time (user + system, all threads) from
+//! `/proc/PID/stat` before and after, and print it per message (`rtt1`, `rtt32`, `mid` in µs,
+//! `big` in ms) or per connection (`connect`, µs).
 //!
 //! Every server runs as a child process, so each has its own `/proc/PID/status` for the idle
 //! figures, and no server shares an allocator or a process with the client. The baseline and
@@ -81,7 +89,10 @@ impl Server {
     }
 }
 
-const SCENARIOS: [&str; 6] = ["rtt1", "rtt32", "mid", "big", "connect", "idle"];
+const SCENARIOS: [&str; 7] = ["rtt1", "rtt32", "mid", "big", "connect", "idle", "burst"];
+
+/// Rounds of one message per connection in `burst`.
+const BURST_ROUNDS: usize = 3;
 
 struct Config {
     /// Wall-clock length of each timed scenario, per server.
@@ -93,6 +104,12 @@ struct Config {
     big_max: usize,
     /// Timed scenarios are split into this many rounds that alternate between servers.
     rounds: usize,
+    /// Connections at once in `burst`.
+    burst_conns: usize,
+    /// Size of each `burst` message in bytes.
+    burst_size: usize,
+    /// How long after the last `burst` connection closed the server's RSS is read again.
+    burst_settle: Duration,
     smoke: bool,
     scenarios: Vec<String>,
     servers: Vec<Server>,
@@ -108,6 +125,9 @@ impl Config {
             idle_conns: if smoke { 200 } else { 2000 },
             big_max: if smoke { 2 } else { usize::MAX },
             rounds: if smoke { 1 } else { 3 },
+            burst_conns: if smoke { 4 } else { 32 },
+            burst_size: if smoke { 1 << 20 } else { 6 << 20 },
+            burst_settle: Duration::from_secs_f64(if smoke { 0.3 } else { 3.0 }),
             smoke,
             scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
             servers: Server::ALL.to_vec(),
@@ -124,6 +144,12 @@ impl Config {
         if let Some(n) = env_num("LOADGEN_ROUNDS") {
             cfg.rounds = n as usize;
         }
+        if let Some(n) = env_num("LOADGEN_BURST") {
+            cfg.burst_conns = n as usize;
+        }
+        if let Some(m) = env_num("LOADGEN_BURST_MIB") {
+            cfg.burst_size = (m * 1048576.0) as usize;
+        }
         // Flags with a value; anything we do not know (cargo passes `--bench`) is skipped.
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -133,6 +159,11 @@ impl Config {
                 "--idle" => cfg.idle_conns = value().parse().expect("--idle takes a count"),
                 "--big" => cfg.big_max = value().parse().expect("--big takes a count"),
                 "--rounds" => cfg.rounds = value().parse().expect("--rounds takes a count"),
+                "--burst" => cfg.burst_conns = value().parse().expect("--burst takes a count"),
+                "--burst-mib" => {
+                    let mib: f64 = value().parse().expect("--burst-mib takes a number");
+                    cfg.burst_size = (mib * 1048576.0) as usize;
+                }
                 "--only" => {
                     let v = value();
                     cfg.scenarios = v.split(',').map(str::to_string).collect();
@@ -156,6 +187,8 @@ impl Config {
         }
         cfg.big_max = cfg.big_max.max(1);
         cfg.rounds = cfg.rounds.max(1);
+        cfg.burst_conns = cfg.burst_conns.max(1);
+        cfg.burst_size = cfg.burst_size.max(1);
         cfg
     }
 
@@ -239,18 +272,43 @@ fn build_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
     mask(&mut out[start..], key);
 }
 
-/// (VmRSS in KiB, thread count) of a process, from /proc/PID/status.
-fn proc_status(pid: u32) -> Res<(u64, u64)> {
+/// Numeric fields of a process's /proc/PID/status, in the order asked: `"VmRSS:"` and
+/// `"VmHWM:"` (its peak) in KiB, `"Threads:"` a count.
+fn proc_status<const N: usize>(pid: u32, names: [&str; N]) -> Res<[u64; N]> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Res<u64> {
+    let mut values = [0; N];
+    for (value, name) in values.iter_mut().zip(names) {
         let line = text
             .lines()
             .find(|l| l.starts_with(name))
             .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))?;
-        let num = line[name.len()..].trim().trim_end_matches("kB").trim();
-        Ok(num.parse()?)
-    };
-    Ok((field("VmRSS:")?, field("Threads:")?))
+        *value = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+    }
+    Ok(values)
+}
+
+/// CPU time a process has used so far, all its threads (the dead ones too), user plus
+/// system, in seconds: fields 14 and 15 of /proc/PID/stat, in clock ticks.
+fn cpu_secs(pid: u32) -> Res<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Field 2, the command name, is in parentheses and may contain spaces: count from the
+    // last ')'. After it comes field 3, so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &text[text.rfind(')').ok_or("no ')' in /proc/PID/stat")? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || -> Res<u64> { Ok(fields.next().ok_or("short /proc/PID/stat")?.parse()?) };
+    let ticks = next()? + next()?;
+    Ok(ticks as f64 / clock_ticks_per_sec())
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(hz > 0, "sysconf(_SC_CLK_TCK) failed");
+    hz as f64
 }
 
 /// The 2,000-connection idle scenario needs ~2,000 fds on each side; raise the soft limit to
@@ -913,7 +971,8 @@ fn small_text(conn: u64, seq: u64) -> [u8; 16] {
 struct Row {
     label: &'static str,
     unit: &'static str,
-    /// Print the ratios to the TCP baseline (only meaningful for rtt and throughput rows).
+    /// Print the ratios to the TCP baseline (not for the memory and thread rows, where the
+    /// baseline's figures are those of a server that keeps no state).
     ratios: bool,
     values: [Option<f64>; 3],
 }
@@ -926,6 +985,10 @@ struct Tally {
     secs: f64,
     /// Round-trip times in ns (rtt scenarios only).
     lat: Vec<u32>,
+    /// Messages (or connections) the server handled, untimed warm-ups included.
+    ops: f64,
+    /// Server CPU time over the whole scenario, setup and close included.
+    cpu_secs: f64,
 }
 
 impl Tally {
@@ -933,10 +996,17 @@ impl Tally {
         self.units += other.units;
         self.secs += other.secs;
         self.lat.extend(other.lat);
+        self.ops += other.ops;
+        self.cpu_secs += other.cpu_secs;
     }
 
     fn rate(&self) -> f64 {
         self.units / self.secs
+    }
+
+    /// Server CPU per message (or connection), in µs.
+    fn cpu_us_per_op(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.ops
     }
 
     /// The `p` quantile of the round-trip times in µs (sorts in place).
@@ -1001,7 +1071,9 @@ fn scenario_rtt(server: Server, addr: SocketAddr, conns: usize, dur: Duration) -
     Ok(Tally {
         units: all.len() as f64,
         secs: total_ns as f64 / 1e9 / conns as f64,
+        ops: all.len() as f64,
         lat: all,
+        ..Tally::default()
     })
 }
 
@@ -1040,7 +1112,8 @@ fn scenario_throughput(
     Ok(Tally {
         units: (sent * size) as f64 / 1e6,
         secs,
-        lat: Vec::new(),
+        ops: (sent + 1) as f64,
+        ..Tally::default()
     })
 }
 
@@ -1060,7 +1133,8 @@ fn scenario_connect(server: Server, addr: SocketAddr, dur: Duration) -> Res<Tall
     Ok(Tally {
         units: count as f64,
         secs: start.elapsed().as_secs_f64(),
-        lat: Vec::new(),
+        ops: count as f64,
+        ..Tally::default()
     })
 }
 
@@ -1076,7 +1150,7 @@ struct Idle {
 fn scenario_idle(server: Server, proc_: &ServerProc, n: usize) -> Res<Idle> {
     let pid = proc_.pid();
     // The server has not served anyone yet; this is its baseline.
-    let (rss0, _) = proc_status(pid)?;
+    let [rss0] = proc_status(pid, ["VmRSS:"])?;
     let mut clients = Vec::with_capacity(n);
     for i in 0..n {
         let mut c =
@@ -1092,19 +1166,19 @@ fn scenario_idle(server: Server, proc_: &ServerProc, n: usize) -> Res<Idle> {
     }
     // The TCP baseline's threads are spawned asynchronously after accept; wait until the thread
     // count settles so every connection's thread is counted.
-    let settle = || -> Res<(u64, u64)> {
+    let settle = || -> Res<[u64; 2]> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut last = proc_status(pid)?;
+        let mut last = proc_status(pid, ["VmRSS:", "Threads:"])?;
         loop {
             thread::sleep(Duration::from_millis(100));
-            let now = proc_status(pid)?;
-            if (now.1 == last.1 && now.1 as usize > n) || Instant::now() > deadline {
+            let now = proc_status(pid, ["VmRSS:", "Threads:"])?;
+            if (now[1] == last[1] && now[1] as usize > n) || Instant::now() > deadline {
                 return Ok(now);
             }
             last = now;
         }
     };
-    let (rss1, threads) = settle()?;
+    let [rss1, threads] = settle()?;
     // With all of them held, a newcomer must still be served.
     Client::open(server, proc_.addr)
         .and_then(|mut c| {
@@ -1116,7 +1190,7 @@ fn scenario_idle(server: Server, proc_: &ServerProc, n: usize) -> Res<Idle> {
         c.echo_text(&small_text(i as u64, 0))
             .map_err(|e| format!("idle connection #{i}: {e}"))?;
     }
-    let (rss2, _) = settle()?;
+    let [rss2, _] = settle()?;
     // Plain drop: the servers see EOF (or a reset) and end the threads; the process is killed
     // right after anyway.
     drop(clients);
@@ -1125,6 +1199,62 @@ fn scenario_idle(server: Server, proc_: &ServerProc, n: usize) -> Res<Idle> {
         kib_used: (rss2 as f64 - rss0 as f64) / n as f64,
         threads,
     })
+}
+
+/// Server RSS around a burst of large messages, in KiB.
+struct Burst {
+    base: u64,
+    peak: u64,
+    after: u64,
+}
+
+/// `conns` connections, all open at once, each echo one `size`-byte binary message per round
+/// for `BURST_ROUNDS` rounds, every connection's message in flight together; then all close.
+/// The server's RSS before the first connection, its peak (VmHWM: the kernel's record of the
+/// highest RSS, so no sampling can miss it), and `settle` after the last close handshake.
+fn scenario_burst(
+    server: Server,
+    proc_: &ServerProc,
+    conns: usize,
+    size: usize,
+    settle: Duration,
+) -> Res<Burst> {
+    let pid = proc_.pid();
+    let [base] = proc_status(pid, ["VmRSS:"])?;
+    let payload = Arc::new(Payload::binary(size, &mut Rng::new()));
+    let mut clients = Vec::with_capacity(conns);
+    for i in 0..conns {
+        clients.push(
+            Client::open(server, proc_.addr).map_err(|e| format!("burst connection #{i}: {e}"))?,
+        );
+    }
+    let barrier = Arc::new(Barrier::new(conns));
+    let workers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let (barrier, payload) = (barrier.clone(), payload.clone());
+            thread::spawn(move || -> io::Result<()> {
+                // Every thread meets every barrier, even after a failure, so none waits
+                // forever for one that gave up.
+                let mut result = Ok(());
+                for _ in 0..BURST_ROUNDS {
+                    barrier.wait();
+                    if result.is_ok() {
+                        result = client.echo_concurrent(&payload);
+                    }
+                }
+                result.and_then(|()| client.close())
+            })
+        })
+        .collect();
+    for (i, w) in workers.into_iter().enumerate() {
+        w.join()
+            .map_err(|_| "burst client thread panicked".to_string())?
+            .map_err(|e| format!("burst connection #{i}: {e}"))?;
+    }
+    thread::sleep(settle);
+    let [after, peak] = proc_status(pid, ["VmRSS:", "VmHWM:"])?;
+    Ok(Burst { base, peak, after })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1225,6 +1355,41 @@ fn main() {
             }
             continue;
         }
+        if *scenario == "burst" {
+            // Like idle: one fresh server each, no rounds (the burst has its own).
+            for &server in &cfg.servers {
+                eprint!("  burst    {:<12} ", server.name());
+                let r = ServerProc::start(server).and_then(|p| {
+                    scenario_burst(
+                        server,
+                        &p,
+                        cfg.burst_conns,
+                        cfg.burst_size,
+                        cfg.burst_settle,
+                    )
+                });
+                match r {
+                    Ok(b) => {
+                        let mib = |kib: u64| kib as f64 / 1024.0;
+                        eprintln!(
+                            "RSS {} MiB before, peak {}, {} MiB {:?} after the last close",
+                            fmt_num(mib(b.base)),
+                            fmt_num(mib(b.peak)),
+                            fmt_num(mib(b.after)),
+                            cfg.burst_settle
+                        );
+                        set("burst base", "MiB", false, col(server), mib(b.base));
+                        set("burst peak", "MiB", false, col(server), mib(b.peak));
+                        set("burst after", "MiB", false, col(server), mib(b.after));
+                    }
+                    Err(e) => {
+                        eprintln!("FAILED");
+                        errors.push(format!("burst against {}: {e}", server.name()));
+                    }
+                }
+            }
+            continue;
+        }
 
         // Timed scenarios run in rounds that take turns between the servers, each round on
         // a fresh server process, so a burst of load from elsewhere on the machine is spread
@@ -1237,17 +1402,32 @@ fn main() {
                 let Some(tally) = tallies[k].as_mut() else {
                     continue;
                 };
-                let r = ServerProc::start(server).and_then(|p| match *scenario {
-                    "rtt1" => scenario_rtt(server, p.addr, 1, round_dur),
-                    "rtt32" => scenario_rtt(server, p.addr, 32, round_dur),
-                    "mid" => {
-                        scenario_throughput(server, p.addr, 64 << 10, round_dur, usize::MAX, false)
-                    }
-                    "big" => {
-                        scenario_throughput(server, p.addr, 16 << 20, round_dur, cfg.big_max, true)
-                    }
-                    "connect" => scenario_connect(server, p.addr, round_dur),
-                    _ => unreachable!(),
+                let r = ServerProc::start(server).and_then(|p| {
+                    let cpu0 = cpu_secs(p.pid())?;
+                    let mut t = match *scenario {
+                        "rtt1" => scenario_rtt(server, p.addr, 1, round_dur),
+                        "rtt32" => scenario_rtt(server, p.addr, 32, round_dur),
+                        "mid" => scenario_throughput(
+                            server,
+                            p.addr,
+                            64 << 10,
+                            round_dur,
+                            usize::MAX,
+                            false,
+                        ),
+                        "big" => scenario_throughput(
+                            server,
+                            p.addr,
+                            16 << 20,
+                            round_dur,
+                            cfg.big_max,
+                            true,
+                        ),
+                        "connect" => scenario_connect(server, p.addr, round_dur),
+                        _ => unreachable!(),
+                    }?;
+                    t.cpu_secs = cpu_secs(p.pid())? - cpu0;
+                    Ok(t)
                 });
                 match r {
                     Ok(t) => tally.add(t),
@@ -1274,33 +1454,53 @@ fn main() {
                     set("rtt1", "msg/s", true, c, t.rate());
                     set("rtt1 p50", "µs", true, c, p50);
                     set("rtt1 p99", "µs", true, c, p99);
+                    set("rtt1 cpu", "µs/msg", true, c, t.cpu_us_per_op());
                     format!(
-                        "{} msg/s, p50 {} µs, p99 {} µs",
+                        "{} msg/s, p50 {} µs, p99 {} µs, {} µs CPU/msg",
                         fmt_num(t.rate()),
                         fmt_num(p50),
-                        fmt_num(p99)
+                        fmt_num(p99),
+                        fmt_num(t.cpu_us_per_op())
                     )
                 }
                 "rtt32" => {
                     set("rtt32", "msg/s", true, c, t.rate());
-                    format!("{} msg/s", fmt_num(t.rate()))
-                }
-                "mid" | "big" => {
-                    let label = if *scenario == "mid" {
-                        "mid 64K"
-                    } else {
-                        "big 16M"
-                    };
-                    set(label, "MB/s", true, c, t.rate());
+                    set("rtt32 cpu", "µs/msg", true, c, t.cpu_us_per_op());
                     format!(
-                        "{} MB/s ({} MB echoed)",
+                        "{} msg/s, {} µs CPU/msg",
                         fmt_num(t.rate()),
-                        fmt_num(t.units)
+                        fmt_num(t.cpu_us_per_op())
+                    )
+                }
+                "mid" => {
+                    set("mid 64K", "MB/s", true, c, t.rate());
+                    set("mid cpu", "µs/msg", true, c, t.cpu_us_per_op());
+                    format!(
+                        "{} MB/s ({} MB echoed), {} µs CPU/msg",
+                        fmt_num(t.rate()),
+                        fmt_num(t.units),
+                        fmt_num(t.cpu_us_per_op())
+                    )
+                }
+                "big" => {
+                    set("big 16M", "MB/s", true, c, t.rate());
+                    set("big cpu", "ms/msg", true, c, t.cpu_us_per_op() / 1e3);
+                    format!(
+                        "{} MB/s ({} MB echoed), {} ms CPU/msg",
+                        fmt_num(t.rate()),
+                        fmt_num(t.units),
+                        fmt_num(t.cpu_us_per_op() / 1e3)
                     )
                 }
                 "connect" => {
-                    set("connect", "conn/s", false, c, t.rate());
-                    format!("{} conn/s ({} connections)", fmt_num(t.rate()), t.units)
+                    set("connect", "conn/s", true, c, t.rate());
+                    set("connect cpu", "µs/conn", true, c, t.cpu_us_per_op());
+                    format!(
+                        "{} conn/s ({} connections), {} µs CPU/conn",
+                        fmt_num(t.rate()),
+                        t.units,
+                        fmt_num(t.cpu_us_per_op())
+                    )
                 }
                 _ => unreachable!(),
             };
@@ -1345,7 +1545,7 @@ fn print_table(rows: &[Row]) {
     };
     println!();
     println!(
-        "{:<10} {:>9} {:>11} {:>11} {:>12} {:>11} {:>15} {:>15}",
+        "{:<11} {:>9} {:>11} {:>11} {:>12} {:>11} {:>15} {:>15}",
         "scenario",
         "unit",
         "tcp",
@@ -1363,7 +1563,7 @@ fn print_table(rows: &[Row]) {
             ("-".into(), "-".into())
         };
         println!(
-            "{:<10} {:>9} {:>11} {:>11} {:>12} {:>11} {:>15} {:>15}",
+            "{:<11} {:>9} {:>11} {:>11} {:>12} {:>11} {:>15} {:>15}",
             r.label,
             r.unit,
             cell(tcp),

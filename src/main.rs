@@ -165,6 +165,7 @@ fn seconds(flag: &str, value: &str) -> Result<Option<Duration>, String> {
 }
 
 fn main() -> ExitCode {
+    return_freed_large_buffers_to_the_os();
     // A PORT that is not UTF-8 is kept (lossily) so that it is reported, not ignored.
     let env_port = std::env::var_os("PORT").map(|port| port.to_string_lossy().into_owned());
     let config = match parse_args(std::env::args().skip(1), env_port) {
@@ -206,6 +207,39 @@ fn main() -> ExitCode {
 fn say(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
+
+/// Makes freed buffers of 128 KiB and more go back to the OS at once, so a burst of large
+/// messages does not leave the server tens of MiB larger after its connections are gone.
+///
+/// glibc's malloc maps such a buffer with `mmap` and unmaps it when it is freed, but each
+/// such free raises that threshold (up to 32 MiB), so later multi-MiB buffers come from
+/// per-thread arenas, which keep the memory. Setting the threshold once turns the raising
+/// off. The price: a message over 256 KiB (the size the protocol stops keeping between
+/// messages) lands in fresh pages each time, which the kernel has to zero.
+///
+/// A threshold the user set (`MALLOC_MMAP_THRESHOLD_`, or `glibc.malloc.mmap_threshold` in
+/// `GLIBC_TUNABLES`) is theirs to choose and is left alone; the other malloc settings
+/// (`MALLOC_ARENA_MAX`, ...) are not touched and keep working.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_freed_large_buffers_to_the_os() {
+    use std::ffi::c_int;
+    extern "C" {
+        fn mallopt(param: c_int, value: c_int) -> c_int;
+    }
+    const M_MMAP_THRESHOLD: c_int = -3;
+    let user_set = std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
+        || std::env::var("GLIBC_TUNABLES")
+            .is_ok_and(|tunables| tunables.contains("glibc.malloc.mmap_threshold"));
+    if !user_set {
+        // SAFETY: mallopt takes plain integers, no pointer; glibc checks the value and
+        // locks its arenas itself. Called first thing in main, before any other thread.
+        unsafe { mallopt(M_MMAP_THRESHOLD, 128 * 1024) };
+    }
+}
+
+/// Nothing to set elsewhere: musl's malloc, for one, unmaps large buffers when freed.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_large_buffers_to_the_os() {}
 
 fn describe_limits(config: &Config) -> String {
     let ping = match config.ping_interval {
