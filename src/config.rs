@@ -41,6 +41,9 @@ pub struct Config {
     pub max_idle_threads: usize,
     /// How long such a thread waits for a connection before it ends.
     pub idle_thread_timeout: Duration,
+    /// How long a quiet connection keeps a large (over 256 KiB) message buffer for its next
+    /// message before handing it back.
+    pub spare_memory_timeout: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             quiet: false,
             max_idle_threads: 64,
             idle_thread_timeout: Duration::from_secs(2),
+            spare_memory_timeout: Duration::from_secs(1),
         }
     }
 }

@@ -150,8 +150,10 @@ enum Completed {
     Failed(ProtocolError),
 }
 
-/// Message buffers larger than this are freed once their message is delivered, so an idle
-/// connection does not keep the memory of the largest message it ever received.
+/// A message buffer larger than this is spare memory once its message is delivered: it is
+/// kept for the next message (a client sending many large messages reuses warm pages), and
+/// handed back by [`Protocol::release_spare_memory`] when the shell sees the connection go
+/// quiet, so an idle connection does not keep the largest message it ever received.
 const RETAINED_CAPACITY: usize = 256 * 1024;
 
 /// One WebSocket connection, server role.
@@ -191,6 +193,25 @@ impl Protocol {
     /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// Whether the protocol keeps a large message buffer (over 256 KiB) between messages:
+    /// no message is in progress, or the last one was delivered already.
+    pub fn holds_spare_memory(&self) -> bool {
+        let between = self.delivered.is_some() || matches!(self.assembly, Assembly::Idle(_));
+        between && self.assembly.capacity() > RETAINED_CAPACITY
+    }
+
+    /// Frees a large message buffer kept between messages (and lets go of the delivered
+    /// message that filled it); the shell calls this when the connection goes quiet.
+    /// Returns whether there was one.
+    pub fn release_spare_memory(&mut self) -> bool {
+        let spare = self.holds_spare_memory();
+        if spare {
+            self.delivered = None;
+            self.assembly = Assembly::Idle(Vec::new());
+        }
+        spare
     }
 
     /// Consumes a prefix of `input` and returns how many bytes it took, with the event those
@@ -554,17 +575,22 @@ impl Assembly {
         }
     }
 
-    /// Back to idle, keeping the buffer (cleared) unless it grew large.
+    /// Back to idle, keeping the buffer (cleared) for the next message.
     fn reset(&mut self) {
         let mut buffer = match std::mem::replace(self, Assembly::Idle(Vec::new())) {
             Assembly::Idle(buffer) | Assembly::Binary(buffer) => buffer,
             Assembly::Text(text, _) => text.into_bytes(),
         };
         buffer.clear();
-        if buffer.capacity() > RETAINED_CAPACITY {
-            buffer = Vec::new();
-        }
         *self = Assembly::Idle(buffer);
+    }
+
+    /// The capacity of the message buffer, whichever kind it holds.
+    fn capacity(&self) -> usize {
+        match self {
+            Assembly::Idle(bytes) | Assembly::Binary(bytes) => bytes.capacity(),
+            Assembly::Text(text, _) => text.capacity(),
+        }
     }
 }
 
@@ -796,6 +822,28 @@ mod tests {
         assert_eq!(event, Some(Event::Message));
         assert_eq!(protocol.message(&[]), Some(Message::Binary(&payload)));
         assert!(capacity(&protocol) <= payload.len() + 4096);
+    }
+
+    #[test]
+    fn a_large_buffer_is_kept_between_messages_until_released() {
+        let mut protocol = Protocol::new(1 << 20);
+        let payload = vec![1; 300 * 1024];
+        let frame = client_frame(true, 0x2, &payload);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            // In two reads, so the message is assembled rather than handed out in place.
+            let mut frame = frame.clone();
+            let (first, second) = frame.split_at_mut(1000);
+            protocol.receive(first, &mut out);
+            assert_eq!(protocol.receive(second, &mut out).1, Some(Event::Message));
+            assert!(protocol.holds_spare_memory());
+        }
+        assert_eq!(protocol.message(&[]), Some(Message::Binary(&payload)));
+        assert!(protocol.release_spare_memory());
+        assert_eq!(protocol.message(&[]), None, "the released message is gone");
+        assert!(!protocol.holds_spare_memory());
+        assert_eq!(protocol.assembly.capacity(), 0);
+        assert!(!protocol.release_spare_memory());
     }
 
     #[test]

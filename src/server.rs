@@ -407,6 +407,8 @@ struct Session<'c> {
     buf: Vec<u8>,
     out: Vec<u8>,
     liveness: Liveness,
+    /// When the peer last sent bytes, or we last pinged it.
+    quiet_since: Instant,
     /// The read timeout on the socket, set only when it changes: a syscall per message would
     /// cost more than the echo itself. `None` until the session first sets it.
     read_timeout: Option<Option<Duration>>,
@@ -429,6 +431,7 @@ impl<'c> Session<'c> {
             buf,
             out: Vec::new(),
             liveness: Liveness::Active,
+            quiet_since: Instant::now(),
             read_timeout: None,
             ending: None,
         }
@@ -535,7 +538,7 @@ impl<'c> Session<'c> {
     /// `buf` that arrived (empty after a timeout or the peer's EOF), or `None` when our
     /// close frame went unanswered in time.
     fn read(&mut self) -> io::Result<Option<Range<usize>>> {
-        let timeout = match self.liveness {
+        let wait = match self.liveness {
             Liveness::Active | Liveness::PingSent => self.config.ping_interval,
             Liveness::Closing { deadline } => match time_left(deadline) {
                 Some(left) => Some(left),
@@ -544,6 +547,14 @@ impl<'c> Session<'c> {
                     return Ok(None);
                 }
             },
+        };
+        // A large message buffer kept for the next message goes back soon after the
+        // connection goes quiet.
+        let release = self.config.spare_memory_timeout;
+        let timeout = match wait {
+            _ if !self.protocol.holds_spare_memory() => wait,
+            Some(wait) => Some(wait.min(release)),
+            None => Some(release),
         };
         if self.read_timeout != Some(timeout) {
             self.stream.set_read_timeout(timeout)?;
@@ -561,7 +572,7 @@ impl<'c> Session<'c> {
                 Ok(Some(0..n))
             }
             Err(err) if is_timeout(&err) => {
-                self.keep_alive();
+                self.silence();
                 Ok(Some(0..0))
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(Some(0..0)),
@@ -573,6 +584,7 @@ impl<'c> Session<'c> {
     /// maximum, so a busy connection takes many frames per syscall.
     fn arrived(&mut self, n: usize) {
         self.log.bytes_in += n as u64;
+        self.quiet_since = Instant::now();
         if let Liveness::PingSent = self.liveness {
             self.liveness = Liveness::Active;
         }
@@ -581,12 +593,30 @@ impl<'c> Session<'c> {
         }
     }
 
+    /// A read timed out: spare memory goes back, and once the peer has been silent for a
+    /// whole ping interval, it is kept alive. (The timeout that releases memory restarts
+    /// the interval's count, so that ping may come up to `spare_memory_timeout` late.)
+    fn silence(&mut self) {
+        if self.protocol.release_spare_memory() {
+            let quiet = self.quiet_since.elapsed();
+            if self
+                .config
+                .ping_interval
+                .is_none_or(|interval| quiet < interval)
+            {
+                return;
+            }
+        }
+        self.keep_alive();
+    }
+
     /// A ping interval passed in silence: ping, and after a second one, close with 1001.
     fn keep_alive(&mut self) {
         match self.liveness {
             Liveness::Active => {
                 if self.protocol.send_ping(b"keepalive", &mut self.out).is_ok() {
                     self.liveness = Liveness::PingSent;
+                    self.quiet_since = Instant::now();
                 }
             }
             Liveness::PingSent => {

@@ -72,3 +72,31 @@ fn memory_returns_to_baseline_after_a_burst_of_large_messages() {
         "RSS {rss} KiB 5 s after the burst, over 2 x the {baseline} KiB baseline + 8 MiB"
     );
 }
+
+#[test]
+fn a_quiet_connection_hands_back_its_large_message_buffer() {
+    let server = Server::start(&["--echo", "exact", "--quiet"]);
+    let baseline = rss_kib(&server);
+    let payload = vec![7u8; 8 << 20];
+    let mut client = server.ws();
+    for _ in 0..2 {
+        client.send(&masked(true, BINARY, &payload));
+        assert_eq!(client.read_frame().payload.len(), payload.len());
+    }
+    // The buffer is kept while messages keep coming, and handed back about a second after
+    // the connection goes quiet, while it stays open.
+    let bound = baseline + 4 * 1024;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut rss = rss_kib(&server);
+    while rss > bound && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        rss = rss_kib(&server);
+    }
+    assert!(
+        rss <= bound,
+        "RSS {rss} KiB with the connection quiet, baseline {baseline} KiB"
+    );
+    // The connection still works, and a later large message still echoes.
+    client.send(&masked(true, BINARY, &payload));
+    assert_eq!(client.read_frame().payload.len(), payload.len());
+}
