@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
+use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -59,7 +60,14 @@ pub struct Server {
 impl Server {
     /// Binds `config.host:config.port`.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+        let mut listener = TcpListener::bind((config.host.as_str(), config.port))?;
+        if ACCEPT_INHERITS_OPTIONS {
+            // std offers these setters on connected sockets only; on a listening socket
+            // they are the same setsockopt calls.
+            let socket = TcpStream::from(OwnedFd::from(listener));
+            set_connection_options(&socket, &config)?;
+            listener = TcpListener::from(OwnedFd::from(socket));
+        }
         let workers = Workers::new(
             STACK_SIZE,
             config.max_idle_threads,
@@ -270,11 +278,26 @@ impl ConnectionLog {
     }
 }
 
+/// Whether accepted sockets start with the listening socket's options. Linux copies them
+/// (`TCP_NODELAY`, `SO_SNDTIMEO` and `SO_RCVTIMEO` among them) to every socket `accept`
+/// returns, so they are set once on the listener instead of three calls per connection.
+const ACCEPT_INHERITS_OPTIONS: bool = cfg!(target_os = "linux");
+
+/// The options every connection starts with: replies go out without Nagle's delay, a write
+/// blocks at most the write timeout (`write_all_within` restores it after shortening it),
+/// and the first read waits at most the handshake timeout.
+fn set_connection_options(socket: &TcpStream, config: &Config) -> io::Result<()> {
+    socket.set_nodelay(true)?;
+    socket.set_write_timeout(Some(config.write_timeout()))?;
+    socket.set_read_timeout(Some(config.handshake_timeout))
+}
+
 /// Serves one connection from accept to close.
 fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) -> Ending {
-    // Set once for the whole connection; `write_all_within` restores it after shortening it.
-    if let Err(err) = stream.set_write_timeout(Some(config.write_timeout())) {
-        return Ending::SetupFailed(err);
+    if !ACCEPT_INHERITS_OPTIONS {
+        if let Err(err) = set_connection_options(&stream, config) {
+            return Ending::SetupFailed(err);
+        }
     }
     let mut buf = vec![0; FIRST_READ_SIZE];
     let (reader, pending) = match read_head(&mut stream, &mut buf, config, log) {
@@ -320,12 +343,21 @@ fn read_head(
 ) -> Result<(HeadReader, Range<usize>), Ending> {
     let mut reader = HeadReader::new(config.max_head_bytes, config.max_header_lines);
     let deadline = Instant::now() + config.handshake_timeout;
+    // The first read waits the whole handshake timeout, set with the connection's options;
+    // a later one only what is left of it.
+    let mut reads = 0;
     loop {
         let Some(left) = time_left(deadline) else {
             let timeout = Rejection::RequestTimeout;
             return Err(refuse(stream, timeout, Body::Included, log, config));
         };
-        let n = match read_with_timeout(stream, buf, left) {
+        reads += 1;
+        let read = if reads == 1 {
+            stream.read(buf)
+        } else {
+            read_with_timeout(stream, buf, left)
+        };
+        let n = match read {
             Ok(0) => return Err(Ending::GoneBeforeRequest),
             Ok(n) => n,
             Err(err) if is_timeout(&err) => continue,
@@ -375,10 +407,7 @@ fn upgrade(
 ) -> Ending {
     log.subprotocol = accepted.subprotocol.clone();
     let response = handshake::switching_protocols(accepted);
-    let setup = stream
-        .set_nodelay(true)
-        .and_then(|()| write_all_within(stream, &response, &[], config.write_timeout()));
-    if let Err(err) = setup {
+    if let Err(err) = write_all_within(stream, &response, &[], config.write_timeout()) {
         return Ending::HandshakeFailed(err);
     }
     log.bytes_out += response.len() as u64;
@@ -791,6 +820,29 @@ fn is_timeout(err: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accepted_sockets_start_with_the_connection_options() {
+        let config = Config {
+            port: 0,
+            ..Config::default()
+        };
+        let server = Server::bind(config.clone()).unwrap();
+        let _client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let (accepted, _) = server.listener.accept().unwrap();
+        if !ACCEPT_INHERITS_OPTIONS {
+            set_connection_options(&accepted, &config).unwrap();
+        }
+        assert!(accepted.nodelay().unwrap(), "Nagle is on");
+        assert_eq!(
+            accepted.write_timeout().unwrap(),
+            Some(config.write_timeout())
+        );
+        assert_eq!(
+            accepted.read_timeout().unwrap(),
+            Some(config.handshake_timeout)
+        );
+    }
 
     #[test]
     fn slots_are_bounded_and_freed_even_when_a_connection_panics() {
