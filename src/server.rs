@@ -92,6 +92,9 @@ impl Server {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.dispatch(stream, peer, &refused),
+                // The listener carries the connections' read timeout, which Linux applies
+                // to `accept` too: a quiet spell, not an error.
+                Err(err) if is_timeout(&err) => {}
                 Err(err) => {
                     // Running out of file descriptors or memory is temporary: say so, give
                     // the open connections a moment to finish, and keep serving.
@@ -485,12 +488,19 @@ impl<'c> Session<'c> {
             self.process(pending)?;
             self.flush()?;
             // RFC 6455 §7.1.1: "when a server is instructed to _Close the WebSocket
-            // Connection_ it SHOULD initiate a TCP Close immediately". Once the close
-            // handshake is over or the connection failed, pure-ws sends its FIN at once, and
-            // only drains (unread, within a time and byte budget) what is still in flight.
-            if matches!(self.protocol.state(), State::Closed | State::Failed) {
-                linger_close(self.stream, self.config.close_timeout);
-                return Ok(());
+            // Connection_ it SHOULD initiate a TCP Close immediately". pure-ws sends its FIN
+            // as soon as the close handshake is over or the connection failed.
+            match self.protocol.state() {
+                // The peer has said its last word (a close frame, or its own FIN): nothing
+                // unread is left to turn our close into a reset, so the socket just closes.
+                State::Closed => return Ok(()),
+                // The peer may still be sending: drain that, unread, within a time and byte
+                // budget, so our close frame is not destroyed by a reset.
+                State::Failed => {
+                    linger_close(self.stream, self.config.close_timeout);
+                    return Ok(());
+                }
+                State::Open | State::Closing => {}
             }
             match self.read()? {
                 Some(arrived) => pending = arrived,

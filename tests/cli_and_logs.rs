@@ -89,6 +89,15 @@ fn startup_prints_the_address_and_the_limits_in_force() {
 }
 
 #[test]
+fn a_quiet_server_logs_nothing_and_still_serves() {
+    let server = Server::start(&["--handshake-timeout", "0.2"]);
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(server.stderr(), Vec::<String>::new());
+    let mut client = server.ws();
+    echo(&mut client, "still here");
+}
+
+#[test]
 fn a_closed_stdout_does_not_stop_the_server() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
