@@ -814,3 +814,354 @@ fn echo_page_in_headless_chromium() {
     );
     assert_eq!(cdp.eval(RECONNECT_VISIBLE), json!(true));
 }
+
+// ---------------------------------------------------------------------------
+// The frame inspector.
+
+/// The GUID of RFC 6455 §1.3 that the server appends to the key.
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const SHOW_FRAMES: &str = "document.getElementById('show-frames').checked";
+const HANDSHAKE_SHOWN: &str = "!document.getElementById('handshake').hidden";
+
+/// Every frame drawn in the log, in order: who sent it, its title, its header bytes as
+/// shown, its field labels, its payload columns (masked, key, unmasked, text for the
+/// browser's frames; unmasked, text for the server's), the notes under it, and the text of
+/// the log entry it is drawn under.
+const FRAMES: &str = "[...document.querySelectorAll('#log .frame')].map(f => ({
+    from: f.classList.contains('browser') ? 'browser' : 'server',
+    title: f.querySelector('.frame-title').textContent,
+    header: f.querySelector('.hdr-hex').textContent,
+    fields: [...f.querySelectorAll('.fname')].map(e => e.textContent),
+    columns: [...f.querySelectorAll('.pcol:not(.legend)')].map(c => [...c.children].map(s => s.textContent)),
+    notes: [...f.querySelectorAll('.more')].map(e => e.textContent).join(' '),
+    under: f.closest('li').previousElementSibling?.querySelector('.text')?.textContent ?? ''
+}))";
+
+/// The text of a handshake-card line.
+fn card(cdp: &mut Cdp, line: &str) -> String {
+    cdp.eval_str(&format!("document.getElementById('hs-{line}').textContent"))
+}
+
+/// Waits for the frame `from` ("browser" or "server") drawn under the entry whose text
+/// starts with `entry`.
+fn frame_under(cdp: &mut Cdp, from: &str, entry: &str) -> Value {
+    cdp.wait_for(
+        &format!("the {from}'s frame under {entry:?}"),
+        &format!(
+            "{FRAMES}.find(f => f.from === {} && f.under.startsWith({}))",
+            js_str(from),
+            js_str(entry)
+        ),
+    )
+}
+
+/// The header bytes a frame shows, lower-case.
+fn header(frame: &Value) -> String {
+    text(&frame["header"]).to_ascii_lowercase()
+}
+
+fn assert_header_starts(frame: &Value, expected: &str, what: &str) {
+    assert!(
+        header(frame).starts_with(&expected.to_ascii_lowercase()),
+        "{what}: header should start with {expected}, the page shows {:?}",
+        frame["header"]
+    );
+}
+
+fn hex_byte(cell: &Value) -> u8 {
+    u8::from_str_radix(cell.as_str().unwrap_or_default(), 16)
+        .unwrap_or_else(|_| panic!("not a hex byte: {cell}"))
+}
+
+/// Checks the three rows of a masked frame (masked bytes, the key repeated, the unmasked
+/// bytes) against each other and against the masking key at the end of the header, and
+/// returns what the text row spells.
+fn unmasked_text(frame: &Value) -> (Vec<u8>, String) {
+    let header: Vec<u8> = header(frame)
+        .split(' ')
+        .map(|h| hex_byte(&json!(h)))
+        .collect();
+    let key = &header[header.len() - 4..];
+    let mut bytes = Vec::new();
+    let mut spelled = String::new();
+    for (i, column) in frame["columns"].as_array().unwrap().iter().enumerate() {
+        let cells = column.as_array().unwrap();
+        let (masked, k, plain) = (
+            hex_byte(&cells[0]),
+            hex_byte(&cells[1]),
+            hex_byte(&cells[2]),
+        );
+        assert_eq!(k, key[i % 4], "key row, byte {i}: the masking key repeated");
+        assert_eq!(
+            masked ^ k,
+            plain,
+            "byte {i}: masked XOR key is the unmasked byte"
+        );
+        bytes.push(plain);
+        spelled.push_str(&text(&cells[3]));
+    }
+    (bytes, spelled)
+}
+
+fn assert_fields(frame: &Value, names: &[&str]) {
+    let shown: Vec<String> = frame["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(shown, names, "the labelled fields of {}", frame["title"]);
+}
+
+const MASKED_FIELDS: [&str; 8] = [
+    "FIN",
+    "RSV1",
+    "RSV2",
+    "RSV3",
+    "opcode",
+    "MASK",
+    "payload len",
+    "masking key",
+];
+
+#[test]
+#[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
+fn frame_inspector_in_headless_chromium() {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let chromium = Browser::executable();
+    let server = Server::start(&[]);
+    let (_browser, mut cdp) = Browser::launch(&chromium);
+    cdp.open_tab();
+    let desktop = json!({ "width": 1000, "height": 1000, "deviceScaleFactor": 1, "mobile": false });
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+    let page = format!("http://{}/", server.addr);
+    cdp.navigate(&page);
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(cdp.eval(SHOW_FRAMES), json!(false), "frames start off");
+    assert_eq!(cdp.eval(HANDSHAKE_SHOWN), json!(false), "no handshake card");
+
+    // Frames on: the page reconnects offering pure-ws.inspect, and the handshake card shows
+    // how the server turned the browser's key into Sec-WebSocket-Accept.
+    cdp.click("show-frames");
+    let key = text(&cdp.wait_for(
+        "the handshake card",
+        "document.getElementById('hs-key').textContent",
+    ));
+    cdp.wait_for("the connection to reopen", &format!("{STATE} === 'open'"));
+    assert_eq!(cdp.eval(HANDSHAKE_SHOWN), json!(true));
+    let digest = {
+        use sha1::{Digest, Sha1};
+        Sha1::digest(format!("{key}{GUID}").as_bytes())
+    };
+    let sha1_hex: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(card(&mut cdp, "guid"), GUID);
+    assert_eq!(card(&mut cdp, "joined"), format!("{key}{GUID}"));
+    assert_eq!(
+        card(&mut cdp, "sha1").to_ascii_lowercase(),
+        sha1_hex.join(" ")
+    );
+    assert_eq!(
+        card(&mut cdp, "accept"),
+        base64::engine::general_purpose::STANDARD.encode(digest),
+        "the accept shown is base64(SHA-1(key + GUID)) of the key shown"
+    );
+    assert!(
+        cdp.eval_str("document.getElementById('hs-note').textContent")
+            .starts_with('✓'),
+        "the page's own check of the handshake passes"
+    );
+
+    // "Hello": the RFC 6455 §5.7 frame, as this browser masked it, and its echo.
+    cdp.type_text("Hello");
+    cdp.press_enter();
+    cdp.wait_for("the echo of Hello", &received("Server got: Hello"));
+    let hello = frame_under(&mut cdp, "browser", "Hello");
+    assert_header_starts(&hello, "81 85", "the browser's Hello");
+    assert_eq!(
+        header(&hello).len(),
+        "81 85 37 fa 21 3d".len(),
+        "2 bytes + key"
+    );
+    assert_fields(&hello, &MASKED_FIELDS);
+    let (bytes, spelled) = unmasked_text(&hello);
+    assert_eq!(bytes, b"Hello", "the masked bytes XOR the key give Hello");
+    assert_eq!(spelled, "Hello", "the text row spells Hello");
+    let echo = frame_under(&mut cdp, "server", "Server got: Hello");
+    assert_eq!(
+        header(&echo),
+        "81 11",
+        "the echo: FIN + text, unmasked, 17 bytes"
+    );
+    assert_fields(&echo, &MASKED_FIELDS[..7]);
+
+    // 200 characters need the 16-bit extended length, in both directions.
+    let long: String = "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(200)
+        .collect();
+    cdp.type_text(&long);
+    cdp.press_enter();
+    cdp.wait_for(
+        "the echo of 200 characters",
+        &received(&format!("Server got: {long}")),
+    );
+    let sent200 = frame_under(&mut cdp, "browser", &long);
+    assert_header_starts(&sent200, "81 FE 00 C8", "the browser's 200 bytes");
+    let (bytes, _) = unmasked_text(&sent200);
+    assert_eq!(bytes, long.as_bytes()[..64], "the first 64 bytes, unmasked");
+    assert!(text(&sent200["notes"]).contains("136 more bytes"));
+    assert!(text(&sent200["fields"]).contains("extended length"));
+    let echo200 = frame_under(&mut cdp, "server", &format!("Server got: {long}"));
+    assert_header_starts(&echo200, "81 7E 00 D4", "the echo's 212 bytes");
+    assert!(text(&echo200["notes"]).contains("148 more bytes"));
+
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#log .mismatch').length"),
+        json!(0),
+        "the header bytes and the server's fields agree"
+    );
+    assert_eq!(
+        cdp.eval(
+            "[...document.querySelectorAll('#log .entry.received .text')].map(e => e.textContent)"
+        ),
+        json!(["Server got: Hello", format!("Server got: {long}")]),
+        "only the echoes are shown as messages, never the inspection messages"
+    );
+    assert_eq!(
+        cdp.eval("(() => { const l = document.getElementById('log'); return l.scrollWidth <= l.clientWidth; })()"),
+        json!(true),
+        "frames wrap instead of widening the log"
+    );
+    cdp.assert_clean("after Hello and 200 characters");
+
+    // Screenshots with the Hello frames in view, light at desktop width, then dark at 390px.
+    let hello_in_view = "[...document.querySelectorAll('#log .entry.sent')]
+        .find(e => e.textContent.includes('Hello')).scrollIntoView({ block: 'start' })";
+    cdp.eval(hello_in_view);
+    cdp.screenshot(&target.join("browser-inspector.png"));
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
+    );
+    cdp.call(
+        "Emulation.setEmulatedMedia",
+        json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+    );
+    cdp.wait_for("the phone-width layout", "window.innerWidth === 390");
+    assert_eq!(
+        cdp.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "the inspector must fit a 390px-wide phone screen"
+    );
+    cdp.eval(hello_in_view);
+    cdp.screenshot(&target.join("browser-inspector-phone-dark.png"));
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
+    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+
+    // The three length encodings side by side: 125 bytes fit in 7 bits, 126 need 16, and
+    // 65,536 need 64 (each echo is 12 bytes longer).
+    for size in ["125", "126", "65536"] {
+        cdp.click(&format!("size-{size}"));
+    }
+    cdp.wait_for(
+        "the three echoes",
+        "document.querySelectorAll('#log .frame.server').length === 5",
+    );
+    for (prefix, sent, echoed) in [
+        ("125 bytes", "81 fd", "81 7e 00 89"),
+        ("126 bytes", "81 fe 00 7e", "81 7e 00 8a"),
+        (
+            "65,536 bytes",
+            "81 ff 00 00 00 00 00 01 00 00",
+            "81 7f 00 00 00 00 00 01 00 0c",
+        ),
+    ] {
+        let frame = frame_under(&mut cdp, "browser", prefix);
+        assert_header_starts(&frame, sent, prefix);
+        let frame = frame_under(&mut cdp, "server", &format!("Server got: {prefix}"));
+        assert_eq!(header(&frame), echoed, "the echo of {prefix}");
+    }
+    let big = frame_under(&mut cdp, "browser", "65,536 bytes");
+    assert!(
+        text(&big["notes"]).contains("65,472 more bytes"),
+        "64 of 65,536 bytes shown: {}",
+        big["notes"]
+    );
+
+    // Binary: opcode 2 both ways, the echo shown as its text.
+    cdp.click("kind-binary");
+    cdp.click("message");
+    cdp.type_text("Hello");
+    cdp.press_enter();
+    cdp.wait_for(
+        "the binary echo",
+        "[...document.querySelectorAll('#log .entry.received')].some(e =>
+            e.querySelector('.kind')?.textContent === 'binary'
+            && e.querySelector('.text').textContent === 'Server got: Hello')",
+    );
+    let frames = cdp.eval(FRAMES);
+    let frames = frames.as_array().unwrap();
+    assert_header_starts(&frames[frames.len() - 2], "82 85", "the binary Hello");
+    assert_eq!(
+        header(&frames[frames.len() - 1]),
+        "82 11",
+        "its binary echo"
+    );
+    cdp.click("kind-text");
+    cdp.assert_clean("after the length encodings and a binary message");
+    assert!(
+        cdp.seen.console.is_empty(),
+        "the inspector must log nothing: {:#?}",
+        cdp.seen.console
+    );
+
+    // The choice survives a reload.
+    cdp.navigate(&page);
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(cdp.eval(SHOW_FRAMES), json!(true), "frames stay on");
+    let again = text(&cdp.wait_for(
+        "the handshake card after reloading",
+        "document.getElementById('hs-key').textContent",
+    ));
+    assert_ne!(again, key, "a new connection has a new key");
+
+    // Frames off: a plain connection, no card, no frames; and that too is kept.
+    cdp.click("show-frames");
+    cdp.wait_for(
+        "the plain connection",
+        &format!("{STATE} === 'open' && !{HANDSHAKE_SHOWN}"),
+    );
+    cdp.type_text("plain");
+    cdp.press_enter();
+    cdp.wait_for("the plain echo", &received("Server got: plain"));
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#log .frames').length"),
+        json!(0)
+    );
+    cdp.navigate(&page);
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(cdp.eval(SHOW_FRAMES), json!(false), "frames stay off");
+
+    // The browser's pong, answering the keepalive ping of a server that pings after 1 s.
+    let pinging = Server::start(&["--ping-interval", "1"]);
+    cdp.navigate(&format!("http://{}/", pinging.addr));
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    cdp.click("show-frames");
+    let pong = cdp.wait_for(
+        "the browser's pong",
+        &format!("{FRAMES}.find(f => f.from === 'browser' && f.title.includes('pong'))"),
+    );
+    assert_header_starts(&pong, "8a 8", "a masked pong");
+    assert!(
+        cdp.eval_str("document.getElementById('log').textContent")
+            .contains("Pong from your browser"),
+        "the pong is a system entry"
+    );
+    cdp.assert_clean("after the pong");
+    assert!(
+        cdp.seen.console.is_empty(),
+        "the inspector must log nothing: {:#?}",
+        cdp.seen.console
+    );
+}
