@@ -90,11 +90,6 @@ impl<'a> ClosePayload<'a> {
         out.extend_from_slice(self.sent_reason().as_bytes());
     }
 
-    /// The length of the encoded payload.
-    pub fn encoded_len(&self) -> usize {
-        2 + self.sent_reason().len()
-    }
-
     /// The part of the reason that fits in a control frame beside the code.
     fn sent_reason(&self) -> &'a str {
         let mut end = self.reason.len().min(123);
@@ -152,7 +147,6 @@ mod tests {
         let mut out = Vec::new();
         payload.encode(&mut out);
         assert_eq!(out.len(), 124);
-        assert_eq!(out.len(), payload.encoded_len());
         assert_eq!(&out[..2], [0x03, 0xE9]);
         assert!(std::str::from_utf8(&out[2..]).is_ok());
     }
