@@ -587,11 +587,9 @@ impl Protocol {
     /// Appends a close frame with `payload` (or an empty one): the one place a close frame
     /// is built.
     fn send_close(&mut self, payload: Option<ClosePayload>, out: &mut Vec<u8>) {
-        let mut body = Vec::new();
-        if let Some(payload) = payload {
-            payload.encode(&mut body);
-        }
-        self.send_control(Opcode::Close, &body, out);
+        let mut body = [0; 125];
+        let len = payload.map_or(0, |payload| payload.encode(&mut body));
+        self.send_control(Opcode::Close, &body[..len], out);
     }
 
     /// Keeps the first payload bytes of the current frame as they came, masked.
