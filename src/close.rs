@@ -83,16 +83,14 @@ impl<'a> ClosePayload<'a> {
         ClosePayload { code, reason: "" }
     }
 
-    /// Appends the payload to `out`. RFC 6455 §5.5: a control frame carries at most 125
-    /// bytes, so a longer reason is cut at the last whole character that fits.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.code.to_wire().to_be_bytes());
-        out.extend_from_slice(self.sent_reason().as_bytes());
-    }
-
-    /// The length of the encoded payload.
-    pub fn encoded_len(&self) -> usize {
-        2 + self.sent_reason().len()
+    /// Writes the payload into `out` and returns its length. RFC 6455 §5.5: a control
+    /// frame carries at most 125 bytes, so a longer reason is cut at the last whole
+    /// character that fits.
+    pub fn encode(&self, out: &mut [u8; 125]) -> usize {
+        let reason = self.sent_reason().as_bytes();
+        out[..2].copy_from_slice(&self.code.to_wire().to_be_bytes());
+        out[2..2 + reason.len()].copy_from_slice(reason);
+        2 + reason.len()
     }
 
     /// The part of the reason that fits in a control frame beside the code.
@@ -149,11 +147,10 @@ mod tests {
             code: CloseCode::GOING_AWAY,
             reason: &reason,
         };
-        let mut out = Vec::new();
-        payload.encode(&mut out);
-        assert_eq!(out.len(), 124);
-        assert_eq!(out.len(), payload.encoded_len());
+        let mut out = [0; 125];
+        let len = payload.encode(&mut out);
+        assert_eq!(len, 124);
         assert_eq!(&out[..2], [0x03, 0xE9]);
-        assert!(std::str::from_utf8(&out[2..]).is_ok());
+        assert!(std::str::from_utf8(&out[2..len]).is_ok());
     }
 }

@@ -37,6 +37,8 @@ pub struct Config {
     pub max_header_lines: usize,
     /// No per-connection log lines.
     pub quiet: bool,
+    /// Every frame and handshake step on stderr, a line each (`--trace`).
+    pub trace: bool,
     /// Threads whose connection ended that may wait at once for the next connection.
     pub max_idle_threads: usize,
     /// How long such a thread waits for a connection before it ends.
@@ -63,6 +65,7 @@ impl Default for Config {
             max_head_bytes: 8 * 1024,
             max_header_lines: 100,
             quiet: false,
+            trace: false,
             max_idle_threads: 64,
             idle_thread_timeout: Duration::from_secs(2),
             spare_memory_timeout: Duration::from_secs(1),

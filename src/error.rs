@@ -61,6 +61,45 @@ impl ProtocolError {
     }
 }
 
+impl ProtocolError {
+    /// The rule the error breaks, with its place in RFC 6455, for the trace.
+    pub fn rule(self) -> &'static str {
+        match self {
+            ProtocolError::ReservedBits => {
+                "§5.2: RSV1-3 MUST be 0 unless an extension defines them (none is negotiated)"
+            }
+            ProtocolError::UnknownOpcode => {
+                "§5.2: an unknown opcode MUST fail the connection (0x3-0x7 and 0xB-0xF are reserved)"
+            }
+            ProtocolError::Unmasked => "§5.1: a client MUST mask every frame it sends",
+            ProtocolError::FragmentedControl => "§5.5: control frames MUST NOT be fragmented",
+            ProtocolError::ControlTooLong => {
+                "§5.5: control frames MUST have a payload of 125 bytes or less"
+            }
+            ProtocolError::LengthTopBit => {
+                "§5.2: the most significant bit of a 64-bit length MUST be 0"
+            }
+            ProtocolError::ContinuationWithoutStart => {
+                "§5.4: a continuation frame continues a message that was started"
+            }
+            ProtocolError::DataInsideFragmentedMessage => {
+                "§5.4: the fragments of one message MUST NOT be interleaved with another's"
+            }
+            ProtocolError::ClosePayloadOneByte => {
+                "§5.5.1: a close body MUST start with a 2-byte status code"
+            }
+            ProtocolError::CloseCodeNotAllowed(_) => {
+                "§7.4: only defined or registered codes may be sent in a close frame"
+            }
+            ProtocolError::InvalidUtf8 => "§8.1: text messages MUST be valid UTF-8",
+            ProtocolError::CloseReasonUtf8 => "§5.5.1: a close reason MUST be valid UTF-8",
+            ProtocolError::MessageTooBig { .. } => {
+                "§7.4.1: a message too big to process is refused with 1009"
+            }
+        }
+    }
+}
+
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

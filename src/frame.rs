@@ -177,6 +177,24 @@ impl FrameHeader {
         };
         Ok(Status::Complete((header, header_len)))
     }
+
+    /// Writes the header back as the client sent it (FIN, opcode, the length in the
+    /// encoding it came in, the masking key) into `out`, and returns its length. Every
+    /// header [`FrameHeader::parse_client`] accepts comes out byte for byte.
+    pub fn encode_client(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        out[0] = (u8::from(self.fin) << 7) | self.opcode.to_wire();
+        let extra = self.length_format.extra_bytes();
+        out[1] = 0x80
+            | match self.length_format {
+                LengthFormat::Bits7 => self.payload_len as u8,
+                LengthFormat::Bits16 => 126,
+                LengthFormat::Bits64 => 127,
+            };
+        let length = self.payload_len.to_be_bytes();
+        out[2..2 + extra].copy_from_slice(&length[8 - extra..]);
+        out[2 + extra..6 + extra].copy_from_slice(&self.mask);
+        6 + extra
+    }
 }
 
 /// Appends a frame header to `out`: FIN set, the shortest length encoding, and the mask
@@ -317,6 +335,26 @@ mod tests {
                     assert_eq!(FrameHeader::parse_client(&out[..cut]), Ok(Status::Partial));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_parsed_header_encodes_back_to_the_same_bytes() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let non_minimal = [0x82, 0xFE, 0x00, 0x05, 0x37, 0xfa, 0x21, 0x3d];
+        let mut long = vec![0x01, 0xFF, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+        long.extend_from_slice(&key);
+        for bytes in [
+            &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d][..],
+            &non_minimal,
+            &long,
+        ] {
+            let Status::Complete((header, len)) = FrameHeader::parse_client(bytes).unwrap() else {
+                panic!("incomplete");
+            };
+            let mut out = [0; MAX_HEADER_LEN];
+            assert_eq!(header.encode_client(&mut out), len);
+            assert_eq!(&out[..len], bytes);
         }
     }
 

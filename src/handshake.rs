@@ -9,19 +9,46 @@ use crate::config::Config;
 use crate::http::{is_token, Rejection, Request};
 
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)).
 pub fn accept_key(key: &str) -> String {
-    let mut sha1 = Sha1::new();
-    sha1.update(key.as_bytes());
-    sha1.update(GUID.as_bytes());
-    BASE64.encode(sha1.finalize())
+    AcceptSteps::new(key).accept
+}
+
+/// The way from a `Sec-WebSocket-Key` to its `Sec-WebSocket-Accept` (RFC 6455 §4.2.2),
+/// step by step, as the trace and the frame inspector show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptSteps {
+    /// The key the client sent.
+    pub key: String,
+    /// The key with the GUID appended.
+    pub joined: String,
+    /// The SHA-1 of the joined string.
+    pub sha1: [u8; 20],
+    /// The SHA-1 in base64: the accept value.
+    pub accept: String,
+}
+
+impl AcceptSteps {
+    /// Works out the accept value for `key`.
+    pub fn new(key: &str) -> AcceptSteps {
+        let joined = format!("{key}{GUID}");
+        let sha1: [u8; 20] = Sha1::digest(joined.as_bytes()).into();
+        AcceptSteps {
+            key: key.to_string(),
+            accept: BASE64.encode(sha1),
+            joined,
+            sha1,
+        }
+    }
 }
 
 /// An accepted upgrade: what the `101 Switching Protocols` answer carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
+    /// The client's `Sec-WebSocket-Key`.
+    pub key: String,
     /// The `Sec-WebSocket-Accept` value.
     pub accept: String,
     /// The subprotocol selected from the client's offers, if any.
@@ -74,6 +101,7 @@ pub fn validate(request: &Request, config: &Config) -> Result<Accepted, Rejectio
     }
     let offers = offered_subprotocols(request)?;
     Ok(Accepted {
+        key: key.to_string(),
         accept: accept_key(key),
         subprotocol: select_subprotocol(&offers, &config.subprotocols).map(str::to_string),
     })
@@ -313,6 +341,7 @@ mod tests {
     #[test]
     fn the_101_names_the_selected_subprotocol_and_never_an_extension() {
         let mut accepted = Accepted {
+            key: "dGhlIHNhbXBsZSBub25jZQ==".to_string(),
             accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string(),
             subprotocol: Some("chat".to_string()),
         };

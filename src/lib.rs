@@ -14,8 +14,11 @@
 //!   limits, the close handshake, failing. Bytes in, events and bytes out; no I/O.
 //! - [`error`]: protocol violations as data, each with its close code.
 //! - [`echo`]: the application: a message in, the reply out.
+//! - [`inspect`]: frames as they crossed the wire, as trace lines (`--trace`) and as the
+//!   JSON of the page's frame inspector.
 //! - [`server`]: the shell: accept loop, a thread per connection, reads, writes and timeouts.
 //! - [`workers`]: the threads, parked between connections so churn does not create them.
+//! - [`tracer`]: the trace's writer thread, which a slow stderr cannot make connections wait for.
 //!
 //! `main.rs` only turns the command line into a [`Config`] and runs a [`Server`].
 
@@ -30,8 +33,10 @@ pub mod forwarded;
 pub mod frame;
 pub mod handshake;
 pub mod http;
+pub mod inspect;
 pub mod protocol;
 pub mod server;
+pub mod tracer;
 pub mod workers;
 
 pub use config::Config;

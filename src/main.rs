@@ -34,6 +34,8 @@ Options:
       --trusted-proxy ADDR        IP address of a reverse proxy whose X-Forwarded-For or
                                   Forwarded header names the client in the log (repeatable)
       --quiet                     no log line per connection
+      --trace                     log every handshake step and every frame, both ways,
+                                  to stderr (a line each)
   -h, --help                      print this help
   -V, --version                   print the version
 ";
@@ -72,6 +74,7 @@ fn parse_args<I: IntoIterator<Item = String>>(
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "--quiet" => config.quiet = true,
+            "--trace" => config.trace = true,
             "--host" => config.host = host(&value()?)?,
             "--port" => port = Some(number(&flag, &value()?)?),
             "--echo" => {
@@ -319,6 +322,7 @@ mod tests {
             "10.0.0.1",
             "--trusted-proxy=[::1]",
             "--quiet",
+            "--trace",
         ]) else {
             panic!("should parse");
         };
@@ -334,6 +338,7 @@ mod tests {
         let proxies: [IpAddr; 2] = ["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
         assert_eq!(config.trusted_proxies, proxies);
         assert!(config.quiet);
+        assert!(config.trace);
     }
 
     #[test]

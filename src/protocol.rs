@@ -17,6 +17,7 @@ use std::ops::Range;
 use crate::close::{CloseCode, ClosePayload};
 use crate::error::ProtocolError;
 use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
+use crate::inspect::{Direction, FrameRecord, Preview, Record};
 use crate::Status;
 
 /// A complete message from the peer, borrowed from the protocol, or from the input when it
@@ -171,6 +172,52 @@ pub struct Protocol {
     control_len: usize,
     /// The message the last call announced; it is let go of by the next call.
     delivered: Option<Delivered>,
+    /// Records for the trace and the inspector, once [`Protocol::record`] asked for them.
+    recording: Option<Box<Recording>>,
+}
+
+/// Frames and failures kept for the trace and the frame inspector.
+#[derive(Debug, Default)]
+struct Recording {
+    /// The frame whose payload is arriving.
+    current: Option<FrameRecord>,
+    /// The bytes that broke a rule, when they are not simply the current frame's header
+    /// or payload: a header that did not parse, or the place text stopped being UTF-8.
+    offending: Option<Preview>,
+    /// What is complete, in order, until the shell takes it.
+    done: Vec<Record>,
+}
+
+impl Recording {
+    /// Files the current frame, complete.
+    fn finish_frame(&mut self) {
+        if let Some(frame) = self.current.take() {
+            self.done.push(Record::Frame(frame));
+        }
+    }
+
+    /// Files the failure for `err` with the bytes that showed it: the header that did not
+    /// parse, the header a rule refused, or the payload that broke one.
+    fn fail(&mut self, err: ProtocolError) {
+        let header_rule = matches!(
+            err,
+            ProtocolError::ContinuationWithoutStart
+                | ProtocolError::DataInsideFragmentedMessage
+                | ProtocolError::MessageTooBig { .. }
+        );
+        let frame = self.current.or(match self.done.last() {
+            Some(Record::Frame(frame)) if frame.direction == Direction::Received => Some(*frame),
+            _ => None,
+        });
+        let bytes = match (self.offending.take(), frame) {
+            (Some(bytes), _) => bytes,
+            (None, Some(frame)) if header_rule => Preview::of(frame.header()),
+            (None, Some(frame)) => frame.payload,
+            (None, None) => Preview::new(),
+        };
+        self.finish_frame();
+        self.done.push(Record::Failure(err, bytes));
+    }
 }
 
 impl Protocol {
@@ -187,6 +234,23 @@ impl Protocol {
             control: [0; 125],
             control_len: 0,
             delivered: None,
+            recording: None,
+        }
+    }
+
+    /// Starts keeping a [`Record`] of every frame the peer sends, every control frame the
+    /// protocol sends, and a failure, for [`Protocol::take_records`]. The data frames the
+    /// application sends are the application's to record. Off, it costs a branch a frame.
+    pub fn record(&mut self) {
+        self.recording.get_or_insert_with(Box::default);
+    }
+
+    /// The records completed since the last call (none unless [`Protocol::record`] was
+    /// called). A frame's record is complete once its whole payload has arrived.
+    pub fn take_records(&mut self) -> Vec<Record> {
+        match &mut self.recording {
+            Some(recording) => std::mem::take(&mut recording.done),
+            None => Vec::new(),
         }
     }
 
@@ -281,7 +345,7 @@ impl Protocol {
         if self.state != State::Open {
             return Err(NotOpen);
         }
-        frame::encode_frame(out, Opcode::Ping, &payload[..payload.len().min(125)]);
+        self.send_control(Opcode::Ping, &payload[..payload.len().min(125)], out);
         Ok(())
     }
 
@@ -290,7 +354,7 @@ impl Protocol {
         if self.state != State::Open {
             return Err(NotOpen);
         }
-        queue_close(out, Some(payload));
+        self.send_close(Some(payload), out);
         self.state = State::Closing;
         Ok(())
     }
@@ -300,8 +364,11 @@ impl Protocol {
     fn fail(&mut self, err: ProtocolError, out: &mut Vec<u8>) -> Option<Event> {
         let was_open = self.state == State::Open;
         self.state = State::Failed;
+        if let Some(recording) = &mut self.recording {
+            recording.fail(err);
+        }
         if was_open {
-            queue_close(out, Some(ClosePayload::code(err.close_code())));
+            self.send_close(Some(ClosePayload::code(err.close_code())), out);
         }
         // While closing, our close frame is out already: the failure has nothing to report.
         was_open.then_some(Event::Failed(err))
@@ -344,6 +411,9 @@ impl Protocol {
                 self.frame = Some(frame);
                 return (used, None);
             }
+            if let Some(recording) = &mut self.recording {
+                recording.finish_frame();
+            }
             if let Some(completed) = self.finish_frame(&frame.header, out) {
                 return (used, Some(completed));
             }
@@ -357,20 +427,32 @@ impl Protocol {
         used: &mut usize,
         input: &mut [u8],
     ) -> Result<Option<Frame>, ProtocolError> {
-        let (header, len) = match self.gather_header(&input[*used..])? {
-            Status::Complete(done) => done,
-            Status::Partial => {
+        let (header, len) = match self.gather_header(&input[*used..]) {
+            Ok(Status::Complete(done)) => done,
+            Ok(Status::Partial) => {
                 *used = input.len();
                 return Ok(None);
             }
+            Err(err) => {
+                self.note_unparsed(&input[*used..]);
+                return Err(err);
+            }
         };
         *used += len;
+        if let Some(recording) = &mut self.recording {
+            recording.current = Some(FrameRecord::received(&header));
+        }
         self.start_frame(&header)?;
         if let Some(end) = self.whole_binary_end(&header, *used, input.len()) {
             // The fast path: a whole binary message in this read is unmasked where it
             // lies and handed out from there, with no copy.
             let range = *used..end;
+            self.note_on_wire(&input[range.clone()]);
             apply_mask(&mut input[range.clone()], header.mask, 0);
+            self.note_unmasked(&input[range.clone()]);
+            if let Some(recording) = &mut self.recording {
+                recording.finish_frame();
+            }
             *used = end;
             return Ok(Some(Frame::WholeBinary(range)));
         }
@@ -443,14 +525,20 @@ impl Protocol {
         chunk: &mut [u8],
     ) -> Result<(), ProtocolError> {
         let offset = (frame.received - chunk.len() as u64) % 4;
+        self.note_on_wire(chunk);
         apply_mask(chunk, frame.header.mask, offset as usize);
+        self.note_unmasked(chunk);
         if frame.header.opcode.is_control() {
             let start = self.control_len;
             self.control[start..start + chunk.len()].copy_from_slice(chunk);
             self.control_len += chunk.len();
             Ok(())
         } else {
-            self.assembly.push(chunk, frame.remaining())
+            let pushed = self.assembly.push(chunk, frame.remaining());
+            if pushed.is_err() {
+                self.note_bad_text(chunk);
+            }
+            pushed
         }
     }
 
@@ -462,8 +550,8 @@ impl Protocol {
             // frame in response, unless it already received a Close frame." Once our own
             // close frame is out this server sends nothing more, pongs included.
             Opcode::Ping if self.state == State::Open => {
-                let payload = &self.control[..self.control_len];
-                frame::encode_frame(out, Opcode::Pong, payload);
+                let (payload, len) = (self.control, self.control_len);
+                self.send_control(Opcode::Pong, &payload[..len], out);
                 None
             }
             // RFC 6455 §5.5.3: "A response to an unsolicited Pong frame is not expected."
@@ -485,6 +573,69 @@ impl Protocol {
         }
     }
 
+    /// Appends a control frame the protocol sends itself (a pong, a ping, a close) to `out`.
+    fn send_control(&mut self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        frame::encode_frame(out, opcode, payload);
+        if let Some(recording) = &mut self.recording {
+            let header = &out[start..out.len() - payload.len()];
+            let sent = FrameRecord::sent(header, &[payload]);
+            recording.done.push(Record::Frame(sent));
+        }
+    }
+
+    /// Appends a close frame with `payload` (or an empty one): the one place a close frame
+    /// is built.
+    fn send_close(&mut self, payload: Option<ClosePayload>, out: &mut Vec<u8>) {
+        let mut body = [0; 125];
+        let len = payload.map_or(0, |payload| payload.encode(&mut body));
+        self.send_control(Opcode::Close, &body[..len], out);
+    }
+
+    /// Keeps the first payload bytes of the current frame as they came, masked.
+    fn note_on_wire(&mut self, chunk: &[u8]) {
+        if let Some(current) = self.recording.as_mut().and_then(|r| r.current.as_mut()) {
+            current.on_wire.extend(chunk);
+        }
+    }
+
+    /// Keeps the first payload bytes of the current frame unmasked.
+    fn note_unmasked(&mut self, chunk: &[u8]) {
+        if let Some(current) = self.recording.as_mut().and_then(|r| r.current.as_mut()) {
+            current.payload.extend(chunk);
+        }
+    }
+
+    /// Keeps the bytes around the place where a chunk of text stopped being UTF-8 (up to
+    /// 8 before it and 8 from it), for the trace.
+    fn note_bad_text(&mut self, chunk: &[u8]) {
+        if let Some(recording) = &mut self.recording {
+            // A chunk that is valid on its own failed on the code point cut before it.
+            let at = std::str::from_utf8(chunk)
+                .err()
+                .map_or(0, |err| err.valid_up_to());
+            let window = &chunk[at.saturating_sub(8)..(at + 8).min(chunk.len())];
+            recording.offending = Some(Preview::of(window));
+        }
+    }
+
+    /// Keeps the bytes of a header that broke a rule before it was whole.
+    fn note_unparsed(&mut self, input: &[u8]) {
+        if let Some(recording) = &mut self.recording {
+            let seen = if self.header_len > 0 {
+                &self.header[..self.header_len]
+            } else {
+                &input[..input.len().min(MAX_HEADER_LEN)]
+            };
+            // The header's first bytes, up to the one that broke the rule.
+            let end = (1..=seen.len())
+                .find(|&end| FrameHeader::parse_client(&seen[..end]).is_err())
+                .unwrap_or(seen.len());
+            recording.current = None;
+            recording.offending = Some(Preview::of(&seen[..end]));
+        }
+    }
+
     /// A close frame arrived: the peer is done with this connection, whatever it says.
     fn receive_close(&mut self, out: &mut Vec<u8>) -> Completed {
         let parsed = ClosePayload::parse(&self.control[..self.control_len]);
@@ -501,7 +652,7 @@ impl Protocol {
                 // RFC 6455 §5.5.1: "the endpoint typically echos the status code it
                 // received". This server echoes the code, without the reason.
                 let code = payload.map(|p| p.code);
-                queue_close(out, code.map(ClosePayload::code));
+                self.send_close(code.map(ClosePayload::code), out);
                 self.state = State::Closed;
                 Completed::Closed(code)
             }
@@ -664,16 +815,6 @@ fn cut_code_point_start(bytes: &[u8]) -> usize {
         }
     }
     bytes.len()
-}
-
-/// Appends a close frame with `payload` (or an empty one) to `out`: the one place a close
-/// frame is built.
-fn queue_close(out: &mut Vec<u8>, payload: Option<ClosePayload>) {
-    let len = payload.map_or(0, |p| p.encoded_len());
-    frame::encode_header(out, Opcode::Close, len, None);
-    if let Some(payload) = payload {
-        payload.encode(out);
-    }
 }
 
 #[cfg(test)]

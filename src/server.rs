@@ -19,9 +19,12 @@ use crate::config::Config;
 use crate::echo;
 use crate::error::ProtocolError;
 use crate::forwarded::{self, ClientAddr};
-use crate::handshake::{self, Accepted};
+use crate::frame::{self, Opcode};
+use crate::handshake::{self, AcceptSteps, Accepted};
 use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
-use crate::protocol::{Event, Protocol, State};
+use crate::inspect::{self, Direction, FrameRecord, Record};
+use crate::protocol::{Event, MessageKind, Protocol, State};
+use crate::tracer::Tracer;
 use crate::workers::{Reuse, Workers};
 use crate::Status;
 
@@ -55,6 +58,7 @@ pub struct Server {
     config: Arc<Config>,
     active: Arc<AtomicUsize>,
     workers: Workers,
+    tracer: Option<Tracer>,
 }
 
 impl Server {
@@ -73,11 +77,17 @@ impl Server {
             config.max_idle_threads,
             config.idle_thread_timeout,
         );
+        let tracer = if config.trace {
+            Some(Tracer::start()?)
+        } else {
+            None
+        };
         Ok(Server {
             listener,
             config: Arc::new(config),
             active: Arc::new(AtomicUsize::new(0)),
             workers,
+            tracer,
         })
     }
 
@@ -113,8 +123,11 @@ impl Server {
             return;
         };
         let config = Arc::clone(&self.config);
+        let connection = ConnectionLog::new(peer, self.tracer.clone());
         let job = Box::new(move || {
-            run_isolated(slot, peer, config.quiet, |log| serve(stream, &config, log))
+            run_isolated(slot, connection, config.quiet, |log| {
+                serve(stream, &config, log)
+            })
         });
         // If no thread can be had, the job is dropped: its slot is freed, its socket closed.
         if let Err(err) = self.workers.run(job) {
@@ -148,11 +161,10 @@ impl Drop for Slot {
 /// reused: whatever it held may be broken.
 fn run_isolated(
     slot: Slot,
-    peer: SocketAddr,
+    mut connection: ConnectionLog,
     quiet: bool,
     work: impl FnOnce(&mut ConnectionLog) -> Ending,
 ) -> Reuse {
-    let mut connection = ConnectionLog::new(peer);
     let reuse = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut connection))) {
         Ok(ending) => {
             if !quiet {
@@ -242,12 +254,15 @@ struct ConnectionLog {
     messages_out: u64,
     bytes_in: u64,
     bytes_out: u64,
+    /// Where the trace goes, with `--trace`.
+    tracer: Option<Tracer>,
 }
 
 impl ConnectionLog {
-    fn new(peer: SocketAddr) -> ConnectionLog {
+    fn new(peer: SocketAddr, tracer: Option<Tracer>) -> ConnectionLog {
         ConnectionLog {
             peer,
+            tracer,
             client: None,
             path: "-".to_string(),
             subprotocol: None,
@@ -256,6 +271,18 @@ impl ConnectionLog {
             messages_out: 0,
             bytes_in: 0,
             bytes_out: 0,
+        }
+    }
+
+    /// Whether this connection is traced.
+    fn tracing(&self) -> bool {
+        self.tracer.is_some()
+    }
+
+    /// Adds a line to the trace, if the connection is traced.
+    fn trace(&self, line: &str) {
+        if let Some(tracer) = &self.tracer {
+            tracer.line(self.peer, line);
         }
     }
 
@@ -313,9 +340,20 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) -> End
     };
     log.path = request.path.to_string();
     log.client = forwarded::client_address(&request, log.peer.ip(), &config.trusted_proxies);
+    if log.tracing() {
+        for line in inspect::head_trace(Direction::Received, reader.head()) {
+            log.trace(&line);
+        }
+    }
     match request.route() {
         Route::Upgrade => match handshake::validate(&request, config) {
-            Ok(accepted) => upgrade(&mut stream, &accepted, buf, pending, config, log),
+            Ok(accepted) => {
+                let upgrade = Upgrade {
+                    accepted: &accepted,
+                    request_head: reader.head(),
+                };
+                upgrade.run(&mut stream, buf, pending, config, log)
+            }
             Err(rejection) => refuse(&mut stream, rejection, Body::Included, log, config),
         },
         Route::Page => {
@@ -399,22 +437,48 @@ fn send_and_close(
     }
 }
 
-/// Completes the upgrade and runs the WebSocket session until it ends.
-fn upgrade(
-    stream: &mut TcpStream,
-    accepted: &Accepted,
-    buf: Vec<u8>,
-    pending: Range<usize>,
-    config: &Config,
-    log: &mut ConnectionLog,
-) -> Ending {
-    log.subprotocol = accepted.subprotocol.clone();
-    let response = handshake::switching_protocols(accepted);
-    if let Err(err) = write_all_within(stream, &response, &[], config.write_timeout()) {
-        return Ending::HandshakeFailed(err);
+/// A handshake that was accepted, with the request head it came in.
+struct Upgrade<'a> {
+    accepted: &'a Accepted,
+    request_head: &'a [u8],
+}
+
+impl Upgrade<'_> {
+    /// Completes the upgrade and runs the WebSocket session until it ends.
+    fn run(
+        &self,
+        stream: &mut TcpStream,
+        buf: Vec<u8>,
+        pending: Range<usize>,
+        config: &Config,
+        log: &mut ConnectionLog,
+    ) -> Ending {
+        log.subprotocol = self.accepted.subprotocol.clone();
+        let response = handshake::switching_protocols(self.accepted);
+        if let Err(err) = write_all_within(stream, &response, &[], config.write_timeout()) {
+            return Ending::HandshakeFailed(err);
+        }
+        log.bytes_out += response.len() as u64;
+        let inspecting = self.accepted.subprotocol.as_deref() == Some(inspect::SUBPROTOCOL);
+        let steps = (log.tracing() || inspecting).then(|| AcceptSteps::new(&self.accepted.key));
+        if let Some(steps) = &steps {
+            for line in inspect::accept_trace(steps) {
+                log.trace(&line);
+            }
+            for line in inspect::head_trace(Direction::Sent, &response) {
+                log.trace(&line);
+            }
+        }
+        let mut session = Session::new(stream, buf, config, log);
+        if let (true, Some(steps)) = (inspecting, &steps) {
+            session.inspect(&inspect::handshake_json(
+                self.request_head,
+                steps,
+                &response,
+            ));
+        }
+        session.run(pending)
     }
-    log.bytes_out += response.len() as u64;
-    Session::new(stream, buf, config, log).run(pending)
 }
 
 /// Whether the peer is keeping its side of the connection alive.
@@ -446,6 +510,72 @@ struct Session<'c> {
     read_timeout: Option<Option<Duration>>,
     /// The first thing that decided how the connection ends.
     ending: Option<Ending>,
+    /// The frame inspector's state, when the peer selected its subprotocol.
+    inspector: Option<Inspector>,
+}
+
+/// Frames of the data message in progress, for the inspector's next message.
+#[derive(Debug, Default)]
+struct Inspector {
+    frames: Vec<FrameRecord>,
+    /// Frames past the first [`Inspector::FRAMES`] of a message, counted, not kept.
+    omitted: u64,
+}
+
+impl Inspector {
+    /// The most frames of one message an inspector message describes.
+    const FRAMES: usize = 16;
+
+    /// Files what the protocol recorded: data frames wait for their message; a control
+    /// frame the peer sent becomes an inspector message at once, with the protocol's
+    /// answer to it (the next record, when it is the control frame sent in reply).
+    fn control_messages(&mut self, records: &[Record]) -> Vec<String> {
+        let mut messages = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let Record::Frame(frame) = record else {
+                continue;
+            };
+            match (frame.direction, Opcode::from_wire(frame.opcode())) {
+                (Direction::Received, Some(opcode)) if opcode.is_control() => {
+                    let reply = match records.get(i + 1) {
+                        Some(Record::Frame(next)) if next.direction == Direction::Sent => {
+                            Some(next)
+                        }
+                        _ => None,
+                    };
+                    messages.push(inspect::control_json(frame, reply));
+                }
+                (Direction::Received, _) if self.frames.len() < Inspector::FRAMES => {
+                    self.frames.push(*frame);
+                }
+                (Direction::Received, _) => self.omitted += 1,
+                (Direction::Sent, _) => {}
+            }
+        }
+        messages
+    }
+
+    /// Queues the inspector message for the data message just received, and its echo,
+    /// `sent`, whose header lies in `out` from `start`: ahead of the echo it describes.
+    fn describe_reply(
+        &mut self,
+        protocol: &Protocol,
+        sent: &FrameRecord,
+        start: usize,
+        out: &mut Vec<u8>,
+    ) {
+        let json = inspect::message_json(&self.frames, self.omitted, sent);
+        self.frames.clear();
+        self.omitted = 0;
+        let echo_header = out.split_off(start);
+        if protocol
+            .send_header(MessageKind::Text, json.len(), out)
+            .is_ok()
+        {
+            out.extend_from_slice(json.as_bytes());
+        }
+        out.extend_from_slice(&echo_header);
+    }
 }
 
 impl<'c> Session<'c> {
@@ -455,18 +585,60 @@ impl<'c> Session<'c> {
         config: &'c Config,
         log: &'c mut ConnectionLog,
     ) -> Session<'c> {
+        let mut protocol = Protocol::new(config.max_message_size);
+        if log.tracing() {
+            protocol.record();
+        }
         Session {
             stream,
             config,
             log,
-            protocol: Protocol::new(config.max_message_size),
+            protocol,
             buf,
             out: Vec::new(),
             liveness: Liveness::Active,
             quiet_since: Instant::now(),
             read_timeout: None,
             ending: None,
+            inspector: None,
         }
+    }
+
+    /// Turns the frame inspector on, and queues its first message, `greeting`.
+    fn inspect(&mut self, greeting: &str) {
+        self.protocol.record();
+        self.inspector = Some(Inspector::default());
+        if self
+            .protocol
+            .send_header(MessageKind::Text, greeting.len(), &mut self.out)
+            .is_ok()
+        {
+            self.out.extend_from_slice(greeting.as_bytes());
+        }
+    }
+
+    /// Hands what the protocol recorded since the last call to the trace and the
+    /// inspector. The inspector's messages about control frames go in ahead of the
+    /// protocol's answers, queued in `out` from `mark`: RFC 6455 §5.5.1 lets an endpoint
+    /// "delay sending a Close frame until its current message is sent", and a close reply
+    /// is the only answer that needs the room.
+    fn observe(&mut self, mark: usize) {
+        let records = self.protocol.take_records();
+        for record in &records {
+            self.log.trace(&record.trace_line());
+        }
+        let Some(inspector) = &mut self.inspector else {
+            return;
+        };
+        let messages = inspector.control_messages(&records);
+        if messages.is_empty() {
+            return;
+        }
+        let answers = self.out.split_off(mark);
+        for message in messages {
+            frame::encode_frame(&mut self.out, Opcode::Text, message.as_bytes());
+        }
+        self.out.extend_from_slice(&answers);
     }
 
     /// Runs the connection, starting with the bytes in `buf[pending]`, until it ends.
@@ -512,9 +684,11 @@ impl<'c> Session<'c> {
     /// Hands `buf[pending]` to the protocol and answers every message in it.
     fn process(&mut self, mut pending: Range<usize>) -> io::Result<()> {
         while !pending.is_empty() {
+            let mark = self.out.len();
             let (used, event) = self
                 .protocol
                 .receive(&mut self.buf[pending.clone()], &mut self.out);
+            self.observe(mark);
             match event {
                 Some(Event::Message) => self.echo(pending.clone())?,
                 Some(Event::Closed { code }) => self.end(Ending::ClosedByPeer(code)),
@@ -535,12 +709,20 @@ impl<'c> Session<'c> {
         };
         self.log.messages_in += 1;
         let reply = echo::reply(self.config.echo, &message);
+        let start = self.out.len();
         if self
             .protocol
             .send_header(reply.kind, reply.len(), &mut self.out)
             .is_err()
         {
             return Ok(());
+        }
+        if self.log.tracing() || self.inspector.is_some() {
+            let sent = FrameRecord::sent(&self.out[start..], &[reply.prefix, reply.payload]);
+            self.log.trace(&sent.trace_line());
+            if let Some(inspector) = &mut self.inspector {
+                inspector.describe_reply(&self.protocol, &sent, start, &mut self.out);
+            }
         }
         self.out.extend_from_slice(reply.prefix);
         if reply.payload.len() <= COPY_LIMIT {
@@ -651,6 +833,13 @@ impl<'c> Session<'c> {
 
     /// A ping interval passed in silence: ping, and after a second one, close with 1001.
     fn keep_alive(&mut self) {
+        let mark = self.out.len();
+        self.ping_or_close();
+        self.observe(mark);
+    }
+
+    /// Pings a silent peer, or closes with 1001 when it stayed silent after the ping.
+    fn ping_or_close(&mut self) {
         match self.liveness {
             Liveness::Active => {
                 if self.protocol.send_ping(b"keepalive", &mut self.out).is_ok() {
@@ -863,9 +1052,12 @@ mod tests {
         drop(first);
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let worker = thread::spawn(move || {
-            run_isolated(second, peer, true, |_| -> Ending {
-                panic!("deliberate test panic")
-            })
+            run_isolated(
+                second,
+                ConnectionLog::new(peer, None),
+                true,
+                |_| -> Ending { panic!("deliberate test panic") },
+            )
         });
         let reuse = worker.join().expect("the panic must not escape");
         assert_eq!(

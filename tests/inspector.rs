@@ -1,0 +1,229 @@
+//! Seeing the protocol (issue 10): `--trace` writes every handshake step and every frame to
+//! stderr, and a client that offers the `pure-ws.inspect` subprotocol gets a JSON
+//! description of its frames ahead of each echo. Both are checked with the RFC 6455 §5.7
+//! example frames, byte for byte.
+
+mod common;
+
+use serde_json::Value;
+
+use common::wire::{CLOSE, PONG, TEXT};
+use common::{close_payload, upgrade_with, Client, Server};
+
+/// RFC 6455 §5.7: a single-frame masked text message containing "Hello".
+const MASKED_HELLO: [u8; 11] = [
+    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+/// RFC 6455 §5.7: a masked ping with the body "Hello" (the same key).
+const MASKED_PING: [u8; 11] = [
+    0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+
+/// The trace lines of the connection from `client`, without the peer address.
+fn trace_of(server: &Server, client: &Client, until: &str) -> Vec<String> {
+    let peer = client.stream.local_addr().unwrap().to_string();
+    server.wait_for_log(until);
+    server
+        .stderr()
+        .iter()
+        .filter_map(|line| line.strip_prefix(&format!("{peer} ")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A connection that offered the inspector's subprotocol, with its first (handshake) message.
+fn inspected(server: &Server) -> (Client, Value) {
+    let (mut client, head) =
+        server.handshake(&upgrade_with("Sec-WebSocket-Protocol: pure-ws.inspect\r\n"));
+    assert!(
+        head.contains("\r\nSec-WebSocket-Protocol: pure-ws.inspect\r\n"),
+        "{head}"
+    );
+    let greeting = read_json(&mut client);
+    (client, greeting)
+}
+
+/// Reads a text frame and parses it as JSON.
+fn read_json(client: &mut Client) -> Value {
+    let frame = client.read_frame();
+    assert_eq!(
+        frame.opcode, TEXT,
+        "expected an inspector message, got {frame:?}"
+    );
+    serde_json::from_slice(&frame.payload).expect("valid JSON")
+}
+
+#[test]
+fn the_trace_shows_the_rfc_frames_both_ways() {
+    let server = Server::start(&["--trace"]);
+    let mut client = server.ws();
+    client.send(&MASKED_HELLO);
+    client.expect_text("Server got: Hello");
+    client.send(&MASKED_PING);
+    let pong = client.read_frame();
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (PONG, &b"Hello"[..])
+    );
+    let trace = trace_of(&server, &client, "> pong");
+    let expected = [
+        "< text fin mask=37fa213d len=5 (7-bit); header 81 85 37 fa 21 3d; payload \"Hello\"",
+        "> text fin len=17 (7-bit); header 81 11; payload \"Server got: Hello\"",
+        "< ping fin mask=37fa213d len=5 (7-bit); header 89 85 37 fa 21 3d; payload 48 65 6c 6c 6f",
+        "> pong fin len=5 (7-bit); header 8a 05; payload 48 65 6c 6c 6f",
+    ];
+    let frames: Vec<&str> = trace
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.starts_with(['<', '>']))
+        .collect();
+    assert_eq!(frames, expected);
+}
+
+#[test]
+fn the_trace_shows_the_handshake_step_by_step() {
+    let server = Server::start(&["--trace"]);
+    let client = server.ws();
+    let trace = trace_of(&server, &client, "handshake accept");
+    for line in [
+        "http < GET / HTTP/1.1",
+        "http < Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "handshake key dGhlIHNhbXBsZSBub25jZQ==",
+        "handshake key+GUID dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+        "handshake SHA-1 b3 7a 4f 2c c0 62 4f 16 90 f6 46 06 cf 38 59 45 b2 be c4 ea",
+        "handshake accept s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        "http > HTTP/1.1 101 Switching Protocols",
+        "http > Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+    ] {
+        assert!(trace.iter().any(|l| l == line), "no {line:?} in {trace:#?}");
+    }
+}
+
+#[test]
+fn the_trace_names_the_rule_a_failure_broke_and_its_bytes() {
+    let server = Server::start(&["--trace"]);
+    let mut client = server.ws();
+    client.send(&[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+    assert_eq!(client.read_frame().close_code(), Some(1002));
+    let trace = trace_of(&server, &client, "! failed");
+    assert!(
+        trace.iter().any(|line| line
+            == "! failed: client frame not masked, breaking RFC 6455 §5.1: a client MUST mask \
+                every frame it sends; offending bytes 81 05; close 1002 sent"),
+        "{trace:#?}"
+    );
+    assert!(trace
+        .iter()
+        .any(|l| l == "> close fin len=2 (7-bit); header 88 02; close 1002"));
+}
+
+#[test]
+fn a_long_payload_is_traced_by_its_first_64_bytes() {
+    let server = Server::start(&["--trace", "--echo", "exact"]);
+    let mut client = server.ws();
+    let text = "x".repeat(70_000);
+    client.send_text(&text);
+    client.expect_text(&text);
+    let trace = trace_of(&server, &client, "> text");
+    let received = trace
+        .iter()
+        .find(|l| l.starts_with("< text"))
+        .expect("a < text line");
+    assert!(received.contains("len=70000 (64-bit)"), "{received}");
+    assert!(received.ends_with(&format!("\"{}\" (+69936 more bytes)", "x".repeat(64))));
+}
+
+#[test]
+fn without_trace_no_frame_is_logged() {
+    let server = Server::start(&[]);
+    let mut client = server.ws();
+    let peer = client.stream.local_addr().unwrap().to_string();
+    client.send(&MASKED_HELLO);
+    client.expect_text("Server got: Hello");
+    client.send_frame(true, CLOSE, &close_payload(1000, ""));
+    assert_eq!(client.read_frame().close_code(), Some(1000));
+    server.wait_for_log(&peer);
+    assert_eq!(server.stderr().len(), 1, "{:#?}", server.stderr());
+}
+
+#[test]
+fn the_inspector_greets_with_the_handshake() {
+    let server = Server::start(&["--quiet"]);
+    let (_client, greeting) = inspected(&server);
+    assert_eq!(greeting["inspect"], "handshake");
+    assert_eq!(greeting["key"], "dGhlIHNhbXBsZSBub25jZQ==");
+    assert_eq!(greeting["guid"], "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    assert_eq!(
+        greeting["sha1"],
+        "b3 7a 4f 2c c0 62 4f 16 90 f6 46 06 cf 38 59 45 b2 be c4 ea"
+    );
+    assert_eq!(greeting["accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(greeting["request"][0], "GET / HTTP/1.1");
+    assert_eq!(greeting["response"][0], "HTTP/1.1 101 Switching Protocols");
+}
+
+#[test]
+fn the_inspector_describes_each_message_before_its_echo() {
+    let server = Server::start(&["--quiet"]);
+    let (mut client, _) = inspected(&server);
+    client.send(&MASKED_HELLO);
+    let message = read_json(&mut client);
+    assert_eq!(message["inspect"], "message");
+    let received = &message["received"][0];
+    assert_eq!(received["header"], "81 85 37 fa 21 3d");
+    assert_eq!(received["maskingKey"], "37 fa 21 3d");
+    assert_eq!(received["payloadMasked"], "7f 9f 4d 51 58");
+    assert_eq!(received["payloadHex"], "48 65 6c 6c 6f");
+    assert_eq!(received["payloadText"], "Hello");
+    assert_eq!(received["lengthEncoding"], "7-bit");
+    let sent = &message["sent"];
+    assert_eq!(sent["header"], "81 11");
+    assert_eq!(sent["mask"], false);
+    assert_eq!(sent["payloadText"], "Server got: Hello");
+    client.expect_text("Server got: Hello");
+}
+
+#[test]
+fn the_inspector_describes_a_16_bit_length() {
+    let server = Server::start(&["--quiet"]);
+    let (mut client, _) = inspected(&server);
+    client.send_text(&"a".repeat(200));
+    let message = read_json(&mut client);
+    let header = message["received"][0]["header"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(header.starts_with("81 fe 00 c8 "), "{header}");
+    assert_eq!(message["received"][0]["lengthEncoding"], "16-bit");
+    assert_eq!(message["sent"]["header"], "81 7e 00 d4");
+    client.expect_text(&format!("Server got: {}", "a".repeat(200)));
+}
+
+#[test]
+fn the_inspector_describes_control_frames_ahead_of_the_answers() {
+    let server = Server::start(&["--quiet"]);
+    let (mut client, _) = inspected(&server);
+    client.send(&MASKED_PING);
+    let ping = read_json(&mut client);
+    assert_eq!(ping["inspect"], "control");
+    assert_eq!(ping["received"]["header"], "89 85 37 fa 21 3d");
+    assert_eq!(ping["sent"]["header"], "8a 05");
+    assert_eq!(client.read_frame().opcode, PONG);
+    client.send_frame(true, CLOSE, &close_payload(1000, "bye"));
+    let close = read_json(&mut client);
+    assert_eq!(close["received"]["closeCode"], 1000);
+    assert_eq!(close["received"]["closeReason"], "bye");
+    assert_eq!(close["sent"]["closeCode"], 1000);
+    client.expect_close(1000);
+}
+
+#[test]
+fn clients_that_do_not_offer_the_inspector_get_only_echoes() {
+    let server = Server::start(&["--quiet"]);
+    let (mut client, head) = server.handshake(&upgrade_with("Sec-WebSocket-Protocol: chat\r\n"));
+    assert!(head.contains("Sec-WebSocket-Protocol: chat"), "{head}");
+    client.send(&MASKED_HELLO);
+    client.expect_text("Server got: Hello");
+    client.send(&MASKED_PING);
+    assert_eq!(client.read_frame().opcode, PONG);
+}
