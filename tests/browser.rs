@@ -822,6 +822,8 @@ fn echo_page_in_headless_chromium() {
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const SHOW_FRAMES: &str = "document.getElementById('show-frames').checked";
 const HANDSHAKE_SHOWN: &str = "!document.getElementById('handshake').hidden";
+/// What the page says where the header bytes and the server's decoded fields disagree.
+const MISMATCHES: &str = "[...document.querySelectorAll('#log .mismatch')].map(e => e.textContent)";
 
 /// Every frame drawn in the log, in order: who sent it, its title, its header bytes as
 /// shown, its field labels, its payload columns (masked, key, unmasked, text for the
@@ -1017,8 +1019,8 @@ fn frame_inspector_in_headless_chromium() {
     assert!(text(&echo200["notes"]).contains("148 more bytes"));
 
     assert_eq!(
-        cdp.eval("document.querySelectorAll('#log .mismatch').length"),
-        json!(0),
+        cdp.eval(MISMATCHES),
+        json!([]),
         "the header bytes and the server's fields agree"
     );
     assert_eq!(
@@ -1109,6 +1111,16 @@ fn frame_inspector_in_headless_chromium() {
         "its binary echo"
     );
     cdp.click("kind-text");
+
+    // Multi-byte UTF-8: the text row shows each character on the byte that starts it.
+    cdp.click("message");
+    cdp.type_text("grüße ✓");
+    cdp.press_enter();
+    let utf8 = frame_under(&mut cdp, "browser", "grüße ✓");
+    let (bytes, spelled) = unmasked_text(&utf8);
+    assert_eq!(bytes, "grüße ✓".as_bytes());
+    assert_eq!(spelled, "grüße␣✓", "one character per starting byte");
+    assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame so far agrees");
     cdp.assert_clean("after the length encodings and a binary message");
     assert!(
         cdp.seen.console.is_empty(),
@@ -1153,6 +1165,7 @@ fn frame_inspector_in_headless_chromium() {
         &format!("{FRAMES}.find(f => f.from === 'browser' && f.title.includes('pong'))"),
     );
     assert_header_starts(&pong, "8a 8", "a masked pong");
+    assert_eq!(cdp.eval(MISMATCHES), json!([]), "the pong's fields agree");
     assert!(
         cdp.eval_str("document.getElementById('log').textContent")
             .contains("Pong from your browser"),
