@@ -356,17 +356,22 @@ pub fn message_json(received: &[FrameRecord], omitted: u64, sent: &FrameRecord) 
     out
 }
 
-/// The inspector's message for a control frame the peer sent, with the server's answer.
-pub fn control_json(received: &FrameRecord, sent: Option<&FrameRecord>) -> String {
+/// The inspector's message for a control frame: one the peer sent, with the server's
+/// answer if it has one, or one the server sends on its own (`received` is `None`).
+pub fn control_json(received: Option<&FrameRecord>, sent: Option<&FrameRecord>) -> String {
     let mut out = String::from("{\"inspect\":\"control\",\"received\":");
-    received.write_json(&mut out);
+    write_json_frame(&mut out, received);
     out.push_str(",\"sent\":");
-    match sent {
-        Some(frame) => frame.write_json(&mut out),
-        None => out.push_str("null"),
-    }
+    write_json_frame(&mut out, sent);
     out.push('}');
     out
+}
+
+fn write_json_frame(out: &mut String, frame: Option<&FrameRecord>) {
+    match frame {
+        Some(frame) => frame.write_json(out),
+        None => out.push_str("null"),
+    }
 }
 
 /// The lines of an HTTP head, without the empty line that ends it.

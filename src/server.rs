@@ -528,28 +528,32 @@ impl Inspector {
 
     /// Files what the protocol recorded: data frames wait for their message; a control
     /// frame the peer sent becomes an inspector message at once, with the protocol's
-    /// answer to it (the next record, when it is the control frame sent in reply).
+    /// answer to it (the next record, when it is a frame sent in reply), and so does a
+    /// control frame the server sends on its own (a keepalive ping, a 1001 close).
     fn control_messages(&mut self, records: &[Record]) -> Vec<String> {
         let mut messages = Vec::new();
-        for (i, record) in records.iter().enumerate() {
+        let mut records = records.iter().peekable();
+        while let Some(record) = records.next() {
             let Record::Frame(frame) = record else {
                 continue;
             };
-            match (frame.direction, Opcode::from_wire(frame.opcode())) {
-                (Direction::Received, Some(opcode)) if opcode.is_control() => {
-                    let reply = match records.get(i + 1) {
-                        Some(Record::Frame(next)) if next.direction == Direction::Sent => {
-                            Some(next)
-                        }
+            let control = Opcode::from_wire(frame.opcode()).is_some_and(Opcode::is_control);
+            match frame.direction {
+                Direction::Received if control => {
+                    let reply = records.next_if(|next| {
+                        matches!(next, Record::Frame(reply) if reply.direction == Direction::Sent)
+                    });
+                    let reply = match reply {
+                        Some(Record::Frame(reply)) => Some(reply),
                         _ => None,
                     };
-                    messages.push(inspect::control_json(frame, reply));
+                    messages.push(inspect::control_json(Some(frame), reply));
                 }
-                (Direction::Received, _) if self.frames.len() < Inspector::FRAMES => {
+                Direction::Received if self.frames.len() < Inspector::FRAMES => {
                     self.frames.push(*frame);
                 }
-                (Direction::Received, _) => self.omitted += 1,
-                (Direction::Sent, _) => {}
+                Direction::Received => self.omitted += 1,
+                Direction::Sent => messages.push(inspect::control_json(None, Some(frame))),
             }
         }
         messages

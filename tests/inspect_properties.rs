@@ -168,7 +168,7 @@ proptest! {
         }
         let reply = frames.iter().find(|f| f.direction == Direction::Sent);
         let wrapped = if received.opcode() & 0x8 != 0 {
-            inspect::control_json(received, reply)
+            inspect::control_json(Some(received), reply)
         } else {
             inspect::message_json(&[*received], 0, received)
         };

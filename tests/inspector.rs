@@ -227,3 +227,24 @@ fn clients_that_do_not_offer_the_inspector_get_only_echoes() {
     client.send(&MASKED_PING);
     assert_eq!(client.read_frame().opcode, PONG);
 }
+
+#[test]
+fn the_inspector_describes_the_servers_own_control_frames_before_them() {
+    let server = Server::start(&["--quiet", "--ping-interval", "0.3"]);
+    let (mut client, _) = inspected(&server);
+    let ping = read_json(&mut client);
+    assert_eq!(ping["inspect"], "control");
+    assert_eq!(ping["received"], Value::Null);
+    assert_eq!(ping["sent"]["header"], "89 09");
+    assert_eq!(ping["sent"]["payloadHex"], "6b 65 65 70 61 6c 69 76 65");
+    let frame = client.read_frame();
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (0x9, &b"keepalive"[..])
+    );
+    // No pong: after another interval the server closes with 1001, described first.
+    let close = read_json(&mut client);
+    assert_eq!(close["sent"]["closeCode"], 1001);
+    assert_eq!(close["sent"]["closeReason"], "ping timeout");
+    assert_eq!(client.read_frame().close_code(), Some(1001));
+}
