@@ -563,6 +563,25 @@ fn assert_rtt(cdp: &mut Cdp, echo: &str) {
 
 /// Waits for the page to show the connection closed with `code`, explained in `words`,
 /// with Reconnect offered and Send disabled.
+/// Switches to a 390-pixel-wide phone screen of `height` in dark mode, and checks that
+/// `what` fits it without sideways scrolling.
+fn phone_dark(cdp: &mut Cdp, height: u32, what: &str) {
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 390, "height": height, "deviceScaleFactor": 1, "mobile": true }),
+    );
+    cdp.call(
+        "Emulation.setEmulatedMedia",
+        json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+    );
+    cdp.wait_for("the phone-width layout", "window.innerWidth === 390");
+    assert_eq!(
+        cdp.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "{what} must fit a 390px-wide phone screen"
+    );
+}
+
 fn expect_closed(cdp: &mut Cdp, when: &str, code: &str, words: &str) {
     cdp.wait_for(
         &format!("the page to show the connection closed {when}"),
@@ -726,20 +745,7 @@ fn echo_page_in_headless_chromium() {
     cdp.screenshot(&target.join("browser-screenshot.png"));
 
     // The same page at phone width and in dark mode: nothing sticks out sideways.
-    cdp.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({ "width": 390, "height": 760, "deviceScaleFactor": 1, "mobile": true }),
-    );
-    cdp.call(
-        "Emulation.setEmulatedMedia",
-        json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
-    );
-    cdp.wait_for("the phone-width layout", "window.innerWidth === 390");
-    assert_eq!(
-        cdp.eval("document.documentElement.scrollWidth <= window.innerWidth"),
-        json!(true),
-        "the page must fit a 390px-wide phone screen"
-    );
+    phone_dark(&mut cdp, 760, "the page");
     cdp.screenshot(&target.join("browser-screenshot-phone-dark.png"));
     cdp.call("Emulation.setDeviceMetricsOverride", desktop);
     cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
@@ -1042,20 +1048,7 @@ fn frame_inspector_in_headless_chromium() {
         .find(e => e.textContent.includes('Hello')).scrollIntoView({ block: 'start' })";
     cdp.eval(hello_in_view);
     cdp.screenshot(&target.join("browser-inspector.png"));
-    cdp.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
-    );
-    cdp.call(
-        "Emulation.setEmulatedMedia",
-        json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
-    );
-    cdp.wait_for("the phone-width layout", "window.innerWidth === 390");
-    assert_eq!(
-        cdp.eval("document.documentElement.scrollWidth <= window.innerWidth"),
-        json!(true),
-        "the inspector must fit a 390px-wide phone screen"
-    );
+    phone_dark(&mut cdp, 844, "the inspector");
     cdp.eval(hello_in_view);
     cdp.screenshot(&target.join("browser-inspector-phone-dark.png"));
     cdp.call("Emulation.setDeviceMetricsOverride", desktop);

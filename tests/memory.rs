@@ -23,6 +23,17 @@ fn rss_kib(server: &Server) -> u64 {
     rss(server) / 1024
 }
 
+/// The server's RSS in KiB once it is at most `bound`, or after 5 s, whichever is first.
+fn rss_within_5_s(server: &Server, bound: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut rss = rss_kib(server);
+    while rss > bound && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        rss = rss_kib(server);
+    }
+    rss
+}
+
 #[test]
 fn memory_returns_to_baseline_after_a_burst_of_large_messages() {
     let server = Server::start(&["--echo", "exact", "--quiet"]);
@@ -61,12 +72,7 @@ fn memory_returns_to_baseline_after_a_burst_of_large_messages() {
     // Far from what a burst that stays resident leaves (tens of MiB), and from the idle
     // baseline (2 MiB): allocator bookkeeping and thread stacks freed late fit under it.
     let bound = 2 * baseline + 8 * 1024;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut rss = rss_kib(&server);
-    while rss > bound && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-        rss = rss_kib(&server);
-    }
+    let rss = rss_within_5_s(&server, bound);
     assert!(
         rss <= bound,
         "RSS {rss} KiB 5 s after the burst, over 2 x the {baseline} KiB baseline + 8 MiB"
@@ -86,12 +92,7 @@ fn a_quiet_connection_hands_back_its_large_message_buffer() {
     // The buffer is kept while messages keep coming, and handed back about a second after
     // the connection goes quiet, while it stays open.
     let bound = baseline + 4 * 1024;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut rss = rss_kib(&server);
-    while rss > bound && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-        rss = rss_kib(&server);
-    }
+    let rss = rss_within_5_s(&server, bound);
     assert!(
         rss <= bound,
         "RSS {rss} KiB with the connection quiet, baseline {baseline} KiB"
