@@ -442,7 +442,6 @@ impl Protocol {
         if let Some(recording) = &mut self.recording {
             recording.current = Some(FrameRecord::received(&header));
         }
-        self.start_frame(&header)?;
         if let Some(end) = self.whole_binary_end(&header, *used, input.len()) {
             // The fast path: a whole binary message in this read is unmasked where it
             // lies and handed out from there, with no copy.
@@ -456,6 +455,7 @@ impl Protocol {
             *used = end;
             return Ok(Some(Frame::WholeBinary(range)));
         }
+        self.start_frame(&header)?;
         let frame = FrameInProgress {
             header,
             received: 0,
@@ -508,11 +508,16 @@ impl Protocol {
         Ok(())
     }
 
-    /// Where the payload ends if `header` starts a single-frame binary message that lies
-    /// whole in an input of `len` bytes from `start`. Text always goes through
-    /// [`Assembly::push`], so UTF-8 has one path.
+    /// Where the payload ends if `header` starts a single-frame binary message, within the
+    /// size limit and with no other message in progress, that lies whole in an input of
+    /// `len` bytes from `start`: every check `start_frame` would make passes, and the
+    /// message needs no assembly. Text always goes through [`Assembly::push`], so UTF-8 has
+    /// one path.
     fn whole_binary_end(&self, header: &FrameHeader, start: usize, len: usize) -> Option<usize> {
-        let single = header.fin && header.opcode == Opcode::Binary;
+        let single = header.fin
+            && header.opcode == Opcode::Binary
+            && matches!(self.assembly, Assembly::Idle(_))
+            && header.payload_len <= self.max_message_size as u64;
         let end = start.checked_add(usize::try_from(header.payload_len).ok()?)?;
         (single && end <= len && self.state == State::Open).then_some(end)
     }
@@ -728,6 +733,9 @@ impl Assembly {
 
     /// Back to idle, keeping the buffer (cleared) for the next message.
     fn reset(&mut self) {
+        if let Assembly::Idle(_) = self {
+            return;
+        }
         let mut buffer = match std::mem::replace(self, Assembly::Idle(Vec::new())) {
             Assembly::Idle(buffer) | Assembly::Binary(buffer) => buffer,
             Assembly::Text(text, _) => text.into_bytes(),
@@ -894,7 +902,7 @@ mod tests {
         assert_eq!(protocol.message(&input), Some(Message::Binary(b"in place")));
         assert_eq!(protocol.assembly.len(), 0);
         assert!(
-            matches!(&protocol.assembly, Assembly::Binary(b) if b.capacity() == 0),
+            matches!(&protocol.assembly, Assembly::Idle(b) if b.capacity() == 0),
             "the payload was copied"
         );
         assert_eq!(
