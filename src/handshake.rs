@@ -81,7 +81,8 @@ pub fn validate(request: &Request, config: &Config) -> Result<Accepted, Rejectio
     let key = request
         .single_header("sec-websocket-key")?
         .ok_or(Rejection::BadRequest("missing Sec-WebSocket-Key header"))?;
-    // RFC 6455 §4.1: the key is a random 16-byte value, base64-encoded.
+    // RFC 6455 §4.2.1 asks for "a |Sec-WebSocket-Key| header field with a base64-encoded
+    // ... value that, when decoded, is 16 bytes in length". Any other key gets 400.
     match BASE64.decode(key) {
         Ok(bytes) if bytes.len() == 16 => {}
         _ => {
@@ -92,8 +93,10 @@ pub fn validate(request: &Request, config: &Config) -> Result<Accepted, Rejectio
     }
     let allowed_origins = &config.allowed_origins;
     if !allowed_origins.is_empty() {
-        // RFC 6455 §10.2: a server may refuse origins it does not trust, which stops other
-        // web sites from opening sockets with a visitor's cookies.
+        // RFC 6455 §10.2: "If the origin indicated is unacceptable to the server, then it
+        // SHOULD respond to the WebSocket handshake with a reply containing HTTP 403
+        // Forbidden status code." With --allowed-origin, only the listed origins are
+        // acceptable, which stops other sites from using a visitor's cookies here.
         let origin = request.single_header("origin")?;
         if !origin.is_some_and(|origin| allowed_origins.iter().any(|a| same_origin(a, origin))) {
             return Err(Rejection::Forbidden("origin not allowed"));

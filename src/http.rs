@@ -156,7 +156,9 @@ impl HeadReader {
                 if self.lines > 0 {
                     return Ok(Status::Complete(i + 1));
                 }
-                // RFC 9112 §2.2: ignore empty lines before the request line.
+                // RFC 9112 §2.2: a server "SHOULD ignore at least one empty line (CRLF)
+                // received prior to the request-line". pure-ws ignores any number, within
+                // the head's size limit.
                 self.head.clear();
             } else {
                 self.lines += 1;
@@ -228,7 +230,9 @@ impl<'a> Request<'a> {
             let Some((name, value)) = line.split_once(':') else {
                 return Err(Rejection::BadRequest("header line without a colon"));
             };
-            // RFC 9112 §5.1: no whitespace before the colon; obsolete line folding is refused.
+            // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon",
+            // and a server MUST answer it with 400; §5.2 lets a server refuse obsolete line
+            // folding with 400 too. pure-ws refuses both: neither name is a token.
             if !is_token(name) {
                 return Err(Rejection::BadRequest("malformed header name"));
             }
@@ -241,7 +245,9 @@ impl<'a> Request<'a> {
             minor_version,
             headers,
         };
-        // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host header.
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+        // HTTP/1.1 request message that lacks a Host header field and to any request
+        // message that contains more than one Host header field line".
         if request.minor_version >= 1 && request.single_header("host")?.is_none() {
             return Err(Rejection::BadRequest("missing Host header"));
         }
