@@ -56,11 +56,6 @@ impl Preview {
         self.len += take;
     }
 
-    /// Whether no more bytes fit.
-    pub fn is_full(&self) -> bool {
-        self.len == PREVIEW
-    }
-
     /// The bytes kept.
     pub fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
