@@ -99,11 +99,7 @@ fn a_quiet_server_logs_nothing_and_still_serves() {
 
 #[test]
 fn a_closed_stdout_does_not_stop_the_server() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_pure-ws"))
             .args(["--port", &port.to_string(), "--quiet"])

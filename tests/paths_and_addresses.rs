@@ -51,15 +51,6 @@ fn start(args: &[&str], port_env: &str) -> Started {
     Started(child, first)
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Whether this machine has an IPv6 loopback to test with.
 fn has_ipv6_loopback() -> bool {
     let ok = TcpListener::bind("[::1]:0").is_ok();
@@ -185,7 +176,7 @@ fn the_startup_line_and_errors_print_ipv6_in_brackets() {
 
 #[test]
 fn the_port_environment_variable_is_used_without_port() {
-    let port = free_port();
+    let port = common::free_port();
     let started = start(&[], &port.to_string());
     let url = format!("http://127.0.0.1:{port}");
     assert!(started.1.contains(&url), "{}", started.1);

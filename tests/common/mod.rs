@@ -154,6 +154,15 @@ impl Drop for Server {
     }
 }
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The RFC 6455 §1.3 key, whose accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`.
 pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
