@@ -474,6 +474,15 @@ impl Cdp {
 
     /// Makes sure every event sent so far has been read, then checks the page
     /// logged no errors and no request failed.
+    /// Checks that `what` put nothing at all on the console, at any level.
+    fn assert_silent(&self, what: &str) {
+        assert!(
+            self.seen.console.is_empty(),
+            "{what} must log nothing: {:#?}",
+            self.seen.console
+        );
+    }
+
     fn assert_clean(&mut self, when: &str) {
         self.eval("new Promise(r => setTimeout(r, 100))");
         let seen = &self.seen;
@@ -626,11 +635,7 @@ fn echo_page_in_headless_chromium() {
         "the page connects to the URL it was loaded from"
     );
     cdp.eval("new Promise(r => setTimeout(r, 200))");
-    assert!(
-        cdp.seen.console.is_empty(),
-        "the page must log nothing on load: {:#?}",
-        cdp.seen.console
-    );
+    cdp.assert_silent("the page, on load");
     assert_eq!(
         cdp.eval(SEND_DISABLED),
         json!(false),
@@ -1115,11 +1120,7 @@ fn frame_inspector_in_headless_chromium() {
     assert_eq!(spelled, "grüße␣✓", "one character per starting byte");
     assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame so far agrees");
     cdp.assert_clean("after the length encodings and a binary message");
-    assert!(
-        cdp.seen.console.is_empty(),
-        "the inspector must log nothing: {:#?}",
-        cdp.seen.console
-    );
+    cdp.assert_silent("the inspector");
 
     // The choice survives a reload.
     cdp.navigate(&page);
@@ -1165,9 +1166,5 @@ fn frame_inspector_in_headless_chromium() {
         "the pong is a system entry"
     );
     cdp.assert_clean("after the pong");
-    assert!(
-        cdp.seen.console.is_empty(),
-        "the inspector must log nothing: {:#?}",
-        cdp.seen.console
-    );
+    cdp.assert_silent("the inspector");
 }
