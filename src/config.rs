@@ -39,9 +39,10 @@ pub struct Config {
     pub quiet: bool,
     /// Every frame and handshake step on stderr, a line each (`--trace`).
     pub trace: bool,
-    /// Threads whose connection ended that may wait at once for the next connection.
+    /// Threads with no connection that may wait in `accept` at once for the next one.
     pub max_idle_threads: usize,
-    /// How long such a thread waits for a connection before it ends.
+    /// How long such a thread waits for a connection before it ends, unless it is the last
+    /// one waiting.
     pub idle_thread_timeout: Duration,
     /// How long a quiet connection keeps a large (over 256 KiB) message buffer for its next
     /// message before handing it back.

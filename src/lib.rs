@@ -17,7 +17,8 @@
 //! - [`inspect`]: frames as they crossed the wire, as trace lines (`--trace`) and as the
 //!   JSON of the page's frame inspector.
 //! - [`server`]: the shell: accept loop, a thread per connection, reads, writes and timeouts.
-//! - [`workers`]: the threads, parked between connections so churn does not create them.
+//! - [`workers`]: the threads: each waits in `accept` itself and serves what it accepted,
+//!   so churn neither creates threads nor hands connections between them.
 //! - [`tracer`]: the trace's writer thread, which a slow stderr cannot make connections wait for.
 //!
 //! `main.rs` only turns the command line into a [`Config`] and runs a [`Server`].
@@ -49,4 +50,11 @@ pub enum Status<T> {
     Complete(T),
     /// Everything seen so far is valid, and more bytes are needed.
     Partial,
+}
+
+/// Writes one line to stderr. A log that cannot be written (stderr closed, say) must not
+/// take the server down, so a failed write is ignored.
+pub(crate) fn log(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -202,7 +202,13 @@ fn main() -> ExitCode {
         }
     }
     say(&describe_limits(&config));
-    server.run()
+    match server.run() {
+        Ok(never) => match never {},
+        Err(err) => {
+            eprintln!("pure-ws: cannot serve: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints a startup line. Whoever started the server may have closed its stdout after

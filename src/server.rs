@@ -2,6 +2,7 @@
 //! hand the bytes to the protocol, `write` what comes back. Every protocol decision lives in
 //! `http`, `handshake` and `protocol`; this module only moves bytes and keeps time.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -23,9 +24,10 @@ use crate::frame::{self, Opcode};
 use crate::handshake::{self, AcceptSteps, Accepted};
 use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
 use crate::inspect::{self, Direction, FrameRecord, Record};
+use crate::log;
 use crate::protocol::{Event, MessageKind, Protocol, State};
 use crate::tracer::Tracer;
-use crate::workers::{Reuse, Workers};
+use crate::workers::{is_timeout, Job, Reuse, Workers};
 use crate::Status;
 
 /// The page served at `/`, built into the binary so it runs from any directory.
@@ -43,8 +45,6 @@ const MAX_READ_SIZE: usize = 64 * 1024;
 const COPY_LIMIT: usize = 16 * 1024;
 /// Reply buffers larger than this are freed after they are written.
 const RETAINED_OUT_CAPACITY: usize = 256 * 1024;
-/// How long to wait after a failed `accept` (e.g. out of file descriptors) before retrying.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How many bytes a closing connection may still send us before we stop draining it.
 const DRAIN_LIMIT: usize = 1024 * 1024;
 /// Connections refused with 503 that may wait at once for their request to be drained.
@@ -56,27 +56,19 @@ const REFUSED_LINGER: Duration = Duration::from_secs(1);
 pub struct Server {
     listener: TcpListener,
     config: Arc<Config>,
-    active: Arc<AtomicUsize>,
-    workers: Workers,
     tracer: Option<Tracer>,
 }
 
 impl Server {
     /// Binds `config.host:config.port`.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let mut listener = TcpListener::bind((config.host.as_str(), config.port))?;
-        if ACCEPT_INHERITS_OPTIONS {
-            // std offers these setters on connected sockets only; on a listening socket
-            // they are the same setsockopt calls.
-            let socket = TcpStream::from(OwnedFd::from(listener));
-            set_connection_options(&socket, &config)?;
-            listener = TcpListener::from(OwnedFd::from(socket));
-        }
-        let workers = Workers::new(
-            STACK_SIZE,
-            config.max_idle_threads,
-            config.idle_thread_timeout,
-        );
+        let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+        // std offers these setters on connected sockets only; on a listening socket they
+        // are the same setsockopt calls. The read timeout is needed everywhere: it is how
+        // long `accept` waits before a waiting thread may end.
+        let socket = TcpStream::from(OwnedFd::from(listener));
+        set_connection_options(&socket, &config)?;
+        let listener = TcpListener::from(OwnedFd::from(socket));
         let tracer = if config.trace {
             Some(Tracer::start()?)
         } else {
@@ -85,8 +77,6 @@ impl Server {
         Ok(Server {
             listener,
             config: Arc::new(config),
-            active: Arc::new(AtomicUsize::new(0)),
-            workers,
             tracer,
         })
     }
@@ -96,43 +86,34 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts connections forever, each on its own thread.
-    pub fn run(self) -> ! {
+    /// Serves connections, each on its own thread, for as long as the process lives; the
+    /// calling thread starts those threads (see `workers`). Returns only if serving could
+    /// not start: no thread could be had.
+    pub fn run(self) -> io::Result<Infallible> {
         let refused = spawn_refuser();
-        loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.dispatch(stream, peer, &refused),
-                // The listener carries the connections' read timeout, which Linux applies
-                // to `accept` too: a quiet spell, not an error.
-                Err(err) if is_timeout(&err) => {}
-                Err(err) => {
-                    // Running out of file descriptors or memory is temporary: say so, give
-                    // the open connections a moment to finish, and keep serving.
-                    log(&format!("accept failed: {err}; retrying"));
-                    thread::sleep(ACCEPT_BACKOFF);
-                }
-            }
-        }
-    }
-
-    fn dispatch(&self, stream: TcpStream, peer: SocketAddr, refused: &SyncSender<TcpStream>) {
-        let Some(slot) = Slot::take(&self.active, self.config.max_connections) else {
-            // Never block the accept loop on a refused client: hand it to the refuser,
-            // or drop it outright when even that is full.
-            let _ = refused.try_send(stream);
-            return;
+        let Server {
+            listener,
+            config,
+            tracer,
+        } = self;
+        let max_waiting = config.max_idle_threads;
+        let active = Arc::new(AtomicUsize::new(0));
+        let admit = move |stream: TcpStream, peer: SocketAddr| -> Option<Job> {
+            let Some(slot) = Slot::take(&active, config.max_connections) else {
+                // Never keep a thread on a refused client: hand it to the refuser, or drop
+                // it outright when even that is full.
+                let _ = refused.try_send(stream);
+                return None;
+            };
+            let config = Arc::clone(&config);
+            let connection = ConnectionLog::new(peer, tracer.clone());
+            Some(Box::new(move || {
+                run_isolated(slot, connection, config.quiet, |log| {
+                    serve(stream, &config, log)
+                })
+            }))
         };
-        let config = Arc::clone(&self.config);
-        let connection = ConnectionLog::new(peer, self.tracer.clone());
-        let job = Box::new(move || {
-            run_isolated(slot, connection, config.quiet, |log| {
-                serve(stream, &config, log)
-            })
-        });
-        // If no thread can be had, the job is dropped: its slot is freed, its socket closed.
-        if let Err(err) = self.workers.run(job) {
-            log(&format!("{peer}: could not start a thread: {err}"));
-        }
+        Arc::new(Workers::new(listener, admit, STACK_SIZE, max_waiting)).run()
     }
 }
 
@@ -316,10 +297,19 @@ const ACCEPT_INHERITS_OPTIONS: bool = cfg!(target_os = "linux");
 /// The options every connection starts with: replies go out without Nagle's delay, a write
 /// blocks at most the write timeout (`write_all_within` restores it after shortening it),
 /// and the first read waits at most the handshake timeout.
+///
+/// On the listener, the read timeout is also how long `accept` waits before a thread
+/// with no connection may end, which should be shorter than a handshake may take. So it
+/// is the shorter of the two; `read_head` keeps the handshake's own deadline, and only a
+/// client slower than that first timeout costs it another setsockopt.
 fn set_connection_options(socket: &TcpStream, config: &Config) -> io::Result<()> {
     socket.set_nodelay(true)?;
     socket.set_write_timeout(Some(config.write_timeout()))?;
-    socket.set_read_timeout(Some(config.handshake_timeout))
+    socket.set_read_timeout(Some(first_read_timeout(config)))
+}
+
+fn first_read_timeout(config: &Config) -> Duration {
+    config.handshake_timeout.min(config.idle_thread_timeout)
 }
 
 /// Serves one connection from accept to close.
@@ -384,8 +374,8 @@ fn read_head(
 ) -> Result<(HeadReader, Range<usize>), Ending> {
     let mut reader = HeadReader::new(config.max_head_bytes, config.max_header_lines);
     let deadline = Instant::now() + config.handshake_timeout;
-    // The first read waits the whole handshake timeout, set with the connection's options;
-    // a later one only what is left of it.
+    // The first read waits as long as the connection's options say (at most the handshake
+    // timeout); a later one only what is left of it.
     let mut reads = 0;
     loop {
         let Some(left) = time_left(deadline) else {
@@ -1002,22 +992,9 @@ fn read_with_timeout(
     stream.read(buf)
 }
 
-/// Writes one line to stderr. A log that cannot be written (stderr closed, say) must not
-/// take the server down, so a failed write is ignored.
-fn log(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
-}
-
 /// The time until `deadline`, or `None` once it has passed (a zero timeout is not allowed).
 fn time_left(deadline: Instant) -> Option<Duration> {
     Some(deadline.checked_duration_since(Instant::now())?).filter(|left| !left.is_zero())
-}
-
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 #[cfg(test)]
@@ -1043,7 +1020,7 @@ mod tests {
         );
         assert_eq!(
             accepted.read_timeout().unwrap(),
-            Some(config.handshake_timeout)
+            Some(config.handshake_timeout.min(config.idle_thread_timeout))
         );
     }
 

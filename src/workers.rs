@@ -1,21 +1,41 @@
-//! Threads for connections: one per live connection, as always, but a thread whose
-//! connection ended parks for a while and serves the next one, so connection churn does not
-//! pay for creating and ending a thread each time (about 16 system calls and 60 µs here).
+//! Threads for connections: one per live connection, as always, and no hand-over between
+//! threads. A thread without a connection waits in `accept` itself, so the thread the
+//! kernel wakes for a new connection is the one that serves it. Handing each accepted
+//! socket from an accepting thread to a serving one cost a second thread wake-up per
+//! connection, and on a machine with an idle core that wake-up often crosses cores.
 //!
-//! At most `max_idle` threads park at once, each for at most `idle_timeout`; then they
-//! exit, so an idle server holds no more threads than before. A job that reports it must
-//! not be reused (its connection panicked) ends its thread instead of parking it.
+//! The bookkeeping is one counter, `waiting`: the threads in the accept loop.
+//! - A thread that accepts a connection while no other is waiting asks the keeper (the
+//!   thread that called [`Workers::run`]) to start one, and serves at once: starting a
+//!   thread costs tens of µs, which its client does not wait for.
+//! - The keeper starts a thread whenever none is waiting, and while it cannot (out of
+//!   memory or threads), it retries; connections wait in the listen backlog meanwhile.
+//! - A waiting thread leaves after a quiet spell (an `accept` that timed out) only while
+//!   another is waiting too.
+//! - A thread whose connection ended waits again only while fewer than `max_waiting` do.
+//! - A thread whose job panicked ends: whatever it held may be broken.
+//!
+//! Linux wakes one of the threads blocked in `accept` per connection, not all of them.
 
-use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::log;
+
+/// How long to wait after a failed `accept` (e.g. out of file descriptors), or a thread
+/// that could not be started, before trying again.
+const BACKOFF: Duration = Duration::from_millis(100);
 
 /// Whether the thread that ran a job may run another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reuse {
-    /// The job finished normally: the thread may park for the next one.
+    /// The job finished normally: the thread may wait for the next connection.
     Yes,
     /// The job panicked: its thread may hold broken state, so it ends.
     No,
@@ -24,185 +44,328 @@ pub enum Reuse {
 /// A unit of work: serving one connection.
 pub type Job = Box<dyn FnOnce() -> Reuse + Send>;
 
-/// Runs jobs on parked threads when there are some, on new threads otherwise.
-pub struct Workers {
-    shared: Arc<Shared>,
+/// The threads that accept on one listener and serve what they accept.
+pub struct Workers<A> {
+    listener: TcpListener,
+    admit: A,
+    waiting: AtomicUsize,
+    max_waiting: usize,
     stack_size: usize,
+    /// A thread left the accept loop empty: the keeper should start one.
+    wanted: Sender<()>,
+    requests: Mutex<Receiver<()>>,
 }
 
-struct Shared {
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    max_idle: usize,
-    idle_timeout: Duration,
-}
-
-/// Jobs handed over but not yet taken, and how many threads are parked waiting for one.
-struct Queue {
-    jobs: VecDeque<Job>,
-    idle: usize,
-}
-
-impl Workers {
-    /// Threads of `stack_size` bytes; at most `max_idle` park, each for `idle_timeout`.
-    pub fn new(stack_size: usize, max_idle: usize, idle_timeout: Duration) -> Workers {
-        let shared = Shared {
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                idle: 0,
-            }),
-            wake: Condvar::new(),
-            max_idle,
-            idle_timeout,
-        };
+impl<A> Workers<A>
+where
+    A: Fn(TcpStream, SocketAddr) -> Option<Job> + Send + Sync + 'static,
+{
+    /// Threads of `stack_size` bytes accepting on `listener`, at most `max_waiting` of them
+    /// waiting at once. `admit` turns each accepted connection into the job that serves it,
+    /// or deals with it at once and returns `None` (a refusal, say).
+    ///
+    /// The listener's read timeout (`SO_RCVTIMEO`, which Linux applies to `accept`) is
+    /// the quiet spell after which a waiting thread may end; without one, waiting threads
+    /// stay until the process ends.
+    pub fn new(listener: TcpListener, admit: A, stack_size: usize, max_waiting: usize) -> Self {
+        let (wanted, requests) = mpsc::channel();
         Workers {
-            shared: Arc::new(shared),
+            listener,
+            admit,
+            waiting: AtomicUsize::new(0),
+            max_waiting: max_waiting.max(1),
             stack_size,
+            wanted,
+            requests: Mutex::new(requests),
         }
     }
 
-    /// Runs `job` on a parked thread if one is free, else on a new thread.
-    pub fn run(&self, job: Job) -> io::Result<()> {
-        let mut queue = self.shared.lock();
-        // Every queued job is promised to a distinct parked thread: a parked thread
-        // takes a job, if there is one, before it considers leaving.
-        if queue.idle > queue.jobs.len() {
-            queue.jobs.push_back(job);
-            // Wake the thread after letting go of the lock, so it does not wake only to
-            // wait for the lock.
-            drop(queue);
-            self.shared.wake.notify_one();
-            return Ok(());
+    /// Makes the calling thread the keeper: it starts the first thread, then one more
+    /// whenever none is left waiting, for as long as the process lives. Returns only if
+    /// the first thread cannot be started. Call it once.
+    pub fn run(self: Arc<Self>) -> io::Result<Infallible> {
+        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        self.spawn()?;
+        // `self` holds a sender, so this loop does not end.
+        for () in requests.iter() {
+            self.start_while_none_waits();
         }
-        drop(queue);
-        let shared = Arc::clone(&self.shared);
-        thread::Builder::new()
+        Err(io::Error::other("the channel that asks for threads closed"))
+    }
+
+    /// Threads in the accept loop right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Starts a thread, counted as waiting from before it exists.
+    fn spawn(self: &Arc<Self>) -> io::Result<()> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let workers = Arc::clone(self);
+        let spawned = thread::Builder::new()
             .stack_size(self.stack_size)
-            .spawn(move || shared.work(job))
-            .map(drop)
+            .spawn(move || workers.work());
+        if spawned.is_err() {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        spawned.map(drop)
     }
 
-    /// Threads parked right now.
-    pub fn idle(&self) -> usize {
-        self.shared.lock().idle
+    /// Starts a thread, unless one is waiting already (one that finished its connection
+    /// may have come back since it was asked for). Retries until it can.
+    fn start_while_none_waits(self: &Arc<Self>) {
+        while self.waiting() == 0 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(err) => {
+                    log(&format!(
+                        "could not start a thread to accept connections: {err}; retrying"
+                    ));
+                    thread::sleep(BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// A thread's life: accept, serve, and accept again, until told to end.
+    fn work(self: Arc<Self>) {
+        while let Some(job) = self.next_job() {
+            self.stop_waiting();
+            if job() == Reuse::No || !self.wait_again() {
+                return;
+            }
+        }
+    }
+
+    /// Waits for a connection that `admit` takes on. `None` when this thread should end: a
+    /// quiet spell passed while another thread was waiting too.
+    ///
+    /// Not inlined: its locals would otherwise sit in `work`'s frame, under every frame
+    /// that serves the connection, and push an idle connection's stack into a third page
+    /// (measured: 12 KiB of stack per connection instead of 8).
+    #[inline(never)]
+    fn next_job(&self) -> Option<Job> {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Some(job) = (self.admit)(stream, peer) {
+                        return Some(job);
+                    }
+                }
+                Err(err) if is_timeout(&err) => {
+                    if self.leave_if_not_last() {
+                        return None;
+                    }
+                }
+                Err(err) => {
+                    // Running out of file descriptors or memory is temporary: say so, give
+                    // the open connections a moment to finish, and keep serving.
+                    log(&format!("accept failed: {err}; retrying"));
+                    thread::sleep(BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Leaves the waiting threads to serve a connection; the last one to leave asks the
+    /// keeper for a new one.
+    #[inline(never)]
+    fn stop_waiting(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The keeper holds the receiver for as long as the process lives.
+            let _ = self.wanted.send(());
+        }
+    }
+
+    /// Joins the waiting threads again, unless `max_waiting` already wait.
+    fn wait_again(&self) -> bool {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_waiting).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Leaves the waiting threads for good, unless this is the last of them.
+    fn leave_if_not_last(&self) -> bool {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > 1).then(|| n - 1)
+            })
+            .is_ok()
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // Jobs never run under the lock, so a poisoned lock holds consistent data.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A worker thread's life: run a job, park, run the next, until none comes in time.
-    fn work(&self, mut job: Job) {
-        while job() == Reuse::Yes {
-            match self.next_job() {
-                Some(next) => job = next,
-                None => return,
-            }
-        }
-    }
-
-    /// Parks the calling thread until a job comes, or returns `None` when it should end:
-    /// enough threads are parked already, or none came within the idle timeout.
-    fn next_job(&self) -> Option<Job> {
-        let mut queue = self.lock();
-        if queue.idle >= self.max_idle {
-            return None;
-        }
-        queue.idle += 1;
-        let deadline = Instant::now() + self.idle_timeout;
-        let job = loop {
-            if let Some(job) = queue.jobs.pop_front() {
-                break Some(job);
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                break None;
-            };
-            if left.is_zero() {
-                break None;
-            }
-            queue = self
-                .wake
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        };
-        queue.idle -= 1;
-        job
-    }
+/// Whether an I/O error is a timeout (`SO_RCVTIMEO` / `SO_SNDTIMEO` ran out).
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
+    use std::collections::HashSet;
+    use std::time::Instant;
 
-    /// A job that reports its thread's id, then answers `reuse`.
-    fn report_thread(to: &mpsc::Sender<thread::ThreadId>, reuse: Reuse) -> Job {
-        let to = to.clone();
-        Box::new(move || {
-            to.send(thread::current().id()).unwrap();
-            reuse
+    type Admit = Box<dyn Fn(TcpStream, SocketAddr) -> Option<Job> + Send + Sync>;
+
+    /// Workers on a fresh local listener whose `accept` times out after `quiet`, with a
+    /// keeper thread of their own, once the first thread waits. Also returns the keeper's
+    /// thread id.
+    fn start(
+        admit: Admit,
+        max_waiting: usize,
+        quiet: Duration,
+    ) -> (Arc<Workers<Admit>>, SocketAddr, thread::ThreadId) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socket = TcpStream::from(std::os::fd::OwnedFd::from(listener));
+        socket.set_read_timeout(Some(quiet)).unwrap();
+        let listener = TcpListener::from(std::os::fd::OwnedFd::from(socket));
+        let workers = Arc::new(Workers::new(listener, admit, 64 * 1024, max_waiting));
+        let keeper = thread::spawn({
+            let workers = Arc::clone(&workers);
+            move || workers.run()
+        });
+        wait_for_waiting(&workers, 1);
+        (workers, addr, keeper.thread().id())
+    }
+
+    /// Admits every connection with a job that reports its thread and answers `reuse`.
+    fn report_thread(to: Sender<thread::ThreadId>, reuse: Reuse) -> Admit {
+        Box::new(move |_stream, _peer| {
+            let to = to.clone();
+            Some(Box::new(move || {
+                to.send(thread::current().id()).unwrap();
+                reuse
+            }))
         })
     }
 
-    fn wait_for_idle(workers: &Workers, count: usize) {
+    fn wait_for_waiting<A>(workers: &Workers<A>, count: usize)
+    where
+        A: Fn(TcpStream, SocketAddr) -> Option<Job> + Send + Sync + 'static,
+    {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while workers.idle() != count {
-            assert!(Instant::now() < deadline, "idle stayed {}", workers.idle());
+        while workers.waiting() != count {
+            assert!(
+                Instant::now() < deadline,
+                "{} threads waiting, expected {count}",
+                workers.waiting()
+            );
             thread::sleep(Duration::from_millis(5));
         }
     }
 
-    #[test]
-    fn a_finished_thread_serves_the_next_job() {
-        let workers = Workers::new(64 * 1024, 4, Duration::from_secs(5));
-        let (to, from) = mpsc::channel();
-        workers.run(report_thread(&to, Reuse::Yes)).unwrap();
-        let first = from.recv().unwrap();
-        wait_for_idle(&workers, 1);
-        workers.run(report_thread(&to, Reuse::Yes)).unwrap();
-        assert_eq!(from.recv().unwrap(), first, "a new thread was started");
+    /// Waits until every worker thread is back in the accept loop: each holds one `Arc`,
+    /// beside the test's and the keeper's.
+    fn wait_until_every_thread_waits(workers: &Arc<Workers<Admit>>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while workers.waiting() != Arc::strong_count(workers) - 2 {
+            assert!(Instant::now() < deadline, "threads did not come back");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn served_by(addr: SocketAddr, from: &Receiver<thread::ThreadId>) -> thread::ThreadId {
+        let _client = TcpStream::connect(addr).unwrap();
+        from.recv_timeout(Duration::from_secs(5))
+            .expect("not served")
     }
 
     #[test]
-    fn a_thread_whose_job_panicked_is_not_reused() {
-        let workers = Workers::new(64 * 1024, 4, Duration::from_secs(5));
+    fn finished_threads_serve_the_next_connections() {
         let (to, from) = mpsc::channel();
-        workers.run(report_thread(&to, Reuse::No)).unwrap();
-        let broken = from.recv().unwrap();
-        thread::sleep(Duration::from_millis(50));
-        assert_eq!(workers.idle(), 0);
-        workers.run(report_thread(&to, Reuse::Yes)).unwrap();
-        assert_ne!(from.recv().unwrap(), broken);
+        let (workers, addr, keeper) =
+            start(report_thread(to, Reuse::Yes), 4, Duration::from_secs(30));
+        let mut threads = HashSet::new();
+        for _ in 0..20 {
+            threads.insert(served_by(addr, &from));
+            wait_until_every_thread_waits(&workers);
+        }
+        assert!(
+            threads.len() <= 2,
+            "20 connections took {} threads",
+            threads.len()
+        );
+        assert!(!threads.contains(&keeper), "the keeper served a connection");
     }
 
     #[test]
-    fn parked_threads_are_bounded_and_leave_after_the_idle_timeout() {
-        let workers = Workers::new(64 * 1024, 2, Duration::from_millis(300));
+    fn a_thread_whose_job_panicked_serves_nothing_more() {
+        let (to, from) = mpsc::channel();
+        let (workers, addr, _) = start(report_thread(to, Reuse::No), 4, Duration::from_secs(30));
+        let mut threads = HashSet::new();
+        for _ in 0..10 {
+            threads.insert(served_by(addr, &from));
+            wait_for_waiting(&workers, 1);
+        }
+        assert_eq!(
+            threads.len(),
+            10,
+            "a thread served again after its job panicked"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_leaves_its_thread_waiting() {
+        let admit: Admit = Box::new(|_stream, _peer| None);
+        let (workers, addr, _) = start(admit, 4, Duration::from_secs(30));
+        for _ in 0..5 {
+            let mut client = TcpStream::connect(addr).unwrap();
+            // The refusal closes the socket: the client reads EOF.
+            let mut byte = [0u8];
+            assert_eq!(std::io::Read::read(&mut client, &mut byte).unwrap(), 0);
+            assert_eq!(workers.waiting(), 1);
+        }
+    }
+
+    #[test]
+    fn waiting_threads_are_bounded_and_leave_when_quiet_but_the_last_stays() {
         let (to, from) = mpsc::channel();
         let (release, gate) = mpsc::channel::<()>();
         let gate = Arc::new(Mutex::new(gate));
-        for _ in 0..4 {
+        let admit: Admit = Box::new(move |_stream, _peer| {
             let (to, gate) = (to.clone(), Arc::clone(&gate));
-            workers
-                .run(Box::new(move || {
-                    to.send(thread::current().id()).unwrap();
-                    gate.lock().unwrap().recv().unwrap();
-                    Reuse::Yes
-                }))
-                .unwrap();
-        }
-        let ids: std::collections::HashSet<_> = (0..4).map(|_| from.recv().unwrap()).collect();
-        assert_eq!(ids.len(), 4, "four jobs at once need four threads");
+            Some(Box::new(move || {
+                to.send(thread::current().id()).unwrap();
+                gate.lock().unwrap().recv().unwrap();
+                Reuse::Yes
+            }))
+        });
+        let (workers, addr, _) = start(admit, 2, Duration::from_millis(200));
+        let clients: Vec<_> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let threads: HashSet<_> = (0..4).map(|_| from.recv().unwrap()).collect();
+        assert_eq!(
+            threads.len(),
+            4,
+            "four connections at once need four threads"
+        );
+        wait_for_waiting(&workers, 1);
         for _ in 0..4 {
             release.send(()).unwrap();
         }
-        wait_for_idle(&workers, 2);
-        thread::sleep(Duration::from_millis(100));
-        assert_eq!(workers.idle(), 2, "more than max_idle threads parked");
-        wait_for_idle(&workers, 0);
+        // Five threads are free now; at most two may wait, and after quiet spells one.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while workers.waiting() != 1 {
+            assert!(
+                workers.waiting() <= 2,
+                "{} threads waiting",
+                workers.waiting()
+            );
+            assert!(Instant::now() < deadline, "waiting threads did not leave");
+            thread::sleep(Duration::from_millis(5));
+        }
+        thread::sleep(Duration::from_millis(600));
+        assert_eq!(workers.waiting(), 1, "the last waiting thread left");
+        drop(clients);
+        // And that thread still accepts.
+        let _client = TcpStream::connect(addr).unwrap();
+        from.recv_timeout(Duration::from_secs(5))
+            .expect("not served");
+        release.send(()).unwrap();
     }
 }

@@ -1,5 +1,5 @@
-//! Threads are reused: a connection is served by a parked thread when one is free, so
-//! connection churn does not create a thread per connection, and parked threads end after
+//! Threads are reused: a connection is served by a thread that was waiting in `accept`, so
+//! connection churn does not create a thread per connection, and waiting threads end after
 //! their idle timeout. Thread ids are read from `/proc/PID/task`, so this runs on Linux only.
 
 mod common;
@@ -49,13 +49,13 @@ fn sequential_connections_are_served_by_reused_threads() {
 }
 
 #[test]
-fn parked_threads_end_after_their_idle_timeout() {
+fn waiting_threads_end_after_their_idle_timeout() {
     let server = Server::start(&["--quiet"]);
     wait_for_idle_threads(&server, Duration::from_secs(10));
     let clients: Vec<_> = (0..20).map(|_| server.ws()).collect();
     assert!(threads(&server) >= IDLE_THREADS + 20);
     drop(clients);
-    // Parked threads wait 2 s for a connection, then end.
+    // Threads wait 2 s for a connection, then end (all but one).
     wait_for_idle_threads(&server, Duration::from_secs(10));
     // And a new connection is still served.
     one_connection(&server, &mut HashSet::new());

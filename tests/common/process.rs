@@ -29,10 +29,11 @@ pub fn data_size(server: &Server) -> u64 {
     proc_status(server.pid(), "VmData") * 1024
 }
 
-/// The threads of an idle server: the main thread, which accepts, and the refuser, which
-/// answers connections over `--max-connections` with 503. Every other thread serves one
-/// connection, or waits (at most 2 s) for the next one after its own ended.
-pub const IDLE_THREADS: usize = 2;
+/// The threads of an idle server: the main thread, which starts the others; the refuser,
+/// which answers connections over `--max-connections` with 503; and one thread waiting in
+/// `accept`. Every other thread serves one connection, or waits (a quiet 2 s at most) for
+/// the next one after its own ended.
+pub const IDLE_THREADS: usize = 3;
 
 /// The server's threads, counted as the tasks in `/proc/PID/task`.
 pub fn threads(server: &Server) -> usize {
