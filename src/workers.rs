@@ -311,6 +311,15 @@ mod tests {
     }
 
     #[test]
+    fn serving_does_not_start_when_no_thread_can_be_had() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let admit: Admit = Box::new(|_stream, _peer| None);
+        // No system maps a 64 TiB stack.
+        let workers = Arc::new(Workers::new(listener, admit, 1 << 46, 4));
+        assert!(workers.run().is_err());
+    }
+
+    #[test]
     fn a_refused_connection_leaves_its_thread_waiting() {
         let admit: Admit = Box::new(|_stream, _peer| None);
         let (workers, addr, _) = start(admit, 4, Duration::from_secs(30));
