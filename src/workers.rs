@@ -24,13 +24,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::log;
 
 /// How long to wait after a failed `accept` (e.g. out of file descriptors), or a thread
 /// that could not be started, before trying again.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// At most one "accept failed" line per this long, however many threads meet the failure.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Whether the thread that ran a job may run another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,9 @@ pub struct Workers<A> {
     /// A thread left the accept loop empty: the keeper should start one.
     wanted: Sender<()>,
     requests: Mutex<Receiver<()>>,
+    /// When `accept` last failed in a way worth logging: every waiting thread may meet
+    /// the same failure (out of file descriptors, say), and one line a second says it.
+    last_accept_error: Mutex<Option<Instant>>,
 }
 
 impl<A> Workers<A>
@@ -77,6 +82,7 @@ where
             stack_size,
             wanted,
             requests: Mutex::new(requests),
+            last_accept_error: Mutex::new(None),
         }
     }
 
@@ -160,10 +166,21 @@ where
                 Err(err) => {
                     // Running out of file descriptors or memory is temporary: say so, give
                     // the open connections a moment to finish, and keep serving.
-                    log(&format!("accept failed: {err}; retrying"));
+                    self.log_accept_error(&err);
                     thread::sleep(BACKOFF);
                 }
             }
+        }
+    }
+
+    fn log_accept_error(&self, err: &io::Error) {
+        let mut last = self
+            .last_accept_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|at| at.elapsed() >= ACCEPT_ERROR_LOG_INTERVAL) {
+            *last = Some(Instant::now());
+            log(&format!("accept failed: {err}; retrying"));
         }
     }
 
@@ -208,7 +225,6 @@ pub fn is_timeout(err: &io::Error) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-    use std::time::Instant;
 
     type Admit = Box<dyn Fn(TcpStream, SocketAddr) -> Option<Job> + Send + Sync>;
 
