@@ -31,8 +31,9 @@ use crate::log;
 /// How long to wait after a failed `accept` (e.g. out of file descriptors), or a thread
 /// that could not be started, before trying again.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// At most one "accept failed" line per this long, however many threads meet the failure.
-const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// At most one line per this long about a failure that repeats (`accept` failing, a thread
+/// that cannot be started), however many threads meet it.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Whether the thread that ran a job may run another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +57,9 @@ pub struct Workers<A> {
     /// A thread left the accept loop empty: the keeper should start one.
     wanted: Sender<()>,
     requests: Mutex<Receiver<()>>,
-    /// When `accept` last failed in a way worth logging: every waiting thread may meet
-    /// the same failure (out of file descriptors, say), and one line a second says it.
-    last_accept_error: Mutex<Option<Instant>>,
+    /// When a repeating failure was last logged: every waiting thread may meet the same
+    /// one (out of file descriptors, say), and one line a second says it.
+    last_failure_logged: Mutex<Option<Instant>>,
 }
 
 impl<A> Workers<A>
@@ -82,7 +83,7 @@ where
             stack_size,
             wanted,
             requests: Mutex::new(requests),
-            last_accept_error: Mutex::new(None),
+            last_failure_logged: Mutex::new(None),
         }
     }
 
@@ -124,7 +125,7 @@ where
             match self.spawn() {
                 Ok(()) => return,
                 Err(err) => {
-                    log(&format!(
+                    self.log_failure(&format!(
                         "could not start a thread to accept connections: {err}; retrying"
                     ));
                     thread::sleep(BACKOFF);
@@ -166,26 +167,26 @@ where
                 Err(err) => {
                     // Running out of file descriptors or memory is temporary: say so, give
                     // the open connections a moment to finish, and keep serving.
-                    self.log_accept_error(&err);
+                    self.log_failure(&format!("accept failed: {err}; retrying"));
                     thread::sleep(BACKOFF);
                 }
             }
         }
     }
 
-    fn log_accept_error(&self, err: &io::Error) {
+    fn log_failure(&self, line: &str) {
         let mut last = self
-            .last_accept_error
+            .last_failure_logged
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if last.is_none_or(|at| at.elapsed() >= ACCEPT_ERROR_LOG_INTERVAL) {
+        if last.is_none_or(|at| at.elapsed() >= FAILURE_LOG_INTERVAL) {
             *last = Some(Instant::now());
-            log(&format!("accept failed: {err}; retrying"));
+            log(line);
         }
     }
 
     /// Leaves the waiting threads to serve a connection; the last one to leave asks the
-    /// keeper for a new one.
+    /// keeper for a new one. Not inlined, for the reason `next_job` is not.
     #[inline(never)]
     fn stop_waiting(&self) {
         if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
