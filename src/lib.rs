@@ -52,9 +52,47 @@ pub enum Status<T> {
     Partial,
 }
 
-/// Writes one line to stderr. A log that cannot be written (stderr closed, say) must not
-/// take the server down, so a failed write is ignored.
+/// Writes one line to stderr, its control characters escaped. A log that cannot be written
+/// (stderr closed, say) must not take the server down, so a failed write is ignored.
 pub(crate) fn log(line: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", escape_controls(line));
+}
+
+/// `line` with every control character (C0, DEL and C1) written as a Rust escape
+/// (`\u{1b}`, `\n`, `\0`): whatever a peer sent, a log or trace line stays one line and
+/// cannot move a terminal's cursor, change its colours or forge another line.
+pub(crate) fn escape_controls(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut escaped = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_a_log_line_raw() {
+        let line = "GET /\u{1b}[2J\0\r\n\u{7f}\u{9b}31m caf\u{e9} \\ \"";
+        let escaped = escape_controls(line);
+        assert!(!escaped.chars().any(char::is_control), "{escaped}");
+        assert_eq!(
+            escaped,
+            "GET /\\u{1b}[2J\\0\\r\\n\\u{7f}\\u{9b}31m caf\u{e9} \\ \""
+        );
+        assert!(matches!(
+            escape_controls("plain"),
+            std::borrow::Cow::Borrowed("plain")
+        ));
+    }
 }

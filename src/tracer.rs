@@ -34,7 +34,8 @@ impl Tracer {
 
     /// Queues `line`, prefixed with the peer it concerns, unless the queue is full.
     pub fn line(&self, peer: impl Display, line: &str) {
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(format!("{peer} {line}")) {
+        let line = format!("{peer} {}", crate::escape_controls(line));
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
