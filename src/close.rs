@@ -21,6 +21,8 @@ impl CloseCode {
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
     /// 1009: a message was too big to process.
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1011: the server met an unexpected condition (a bug, caught).
+    pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
 
     /// The code in a received close frame.
     ///

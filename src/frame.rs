@@ -2,6 +2,7 @@
 //!
 //! Nothing here knows about messages or connections; `protocol` builds those on top.
 
+use crate::close::ClosePayload;
 use crate::error::ProtocolError;
 use crate::Status;
 
@@ -223,6 +224,13 @@ pub fn encode_header(out: &mut Vec<u8>, opcode: Opcode, payload_len: usize, mask
 pub fn encode_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
     encode_header(out, opcode, payload.len(), None);
     out.extend_from_slice(payload);
+}
+
+/// Appends a whole close frame to `out`: the code and reason of `payload`, or no body.
+pub fn encode_close(out: &mut Vec<u8>, payload: Option<ClosePayload>) {
+    let mut body = [0; 125];
+    let len = payload.map_or(0, |payload| payload.encode(&mut body));
+    encode_frame(out, Opcode::Close, &body[..len]);
 }
 
 /// XORs `buf` with the masking key in place (RFC 6455 §5.3). `offset` is the position of

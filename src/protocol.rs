@@ -552,9 +552,9 @@ impl Protocol {
         match header.opcode {
             Opcode::Close => Some(self.receive_close(out)),
             // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
-            // frame in response, unless it already received a Close frame." Once our own
-            // close frame is out this server sends nothing more, pongs included.
-            Opcode::Ping if self.state == State::Open => {
+            // frame in response, unless it already received a Close frame." So a ping that
+            // arrives while our own close frame waits for its answer still gets its pong.
+            Opcode::Ping if matches!(self.state, State::Open | State::Closing) => {
                 let (payload, len) = (self.control, self.control_len);
                 self.send_control(Opcode::Pong, &payload[..len], out);
                 None
@@ -589,12 +589,17 @@ impl Protocol {
         }
     }
 
-    /// Appends a close frame with `payload` (or an empty one): the one place a close frame
-    /// is built.
+    /// Appends a close frame with `payload` (or an empty one): every close frame the
+    /// protocol sends goes through here.
     fn send_close(&mut self, payload: Option<ClosePayload>, out: &mut Vec<u8>) {
-        let mut body = [0; 125];
-        let len = payload.map_or(0, |payload| payload.encode(&mut body));
-        self.send_control(Opcode::Close, &body[..len], out);
+        let start = out.len();
+        frame::encode_close(out, payload);
+        if let Some(recording) = &mut self.recording {
+            // A control frame's header is 2 bytes: its payload is at most 125.
+            let (header, payload) = out[start..].split_at(2);
+            let sent = FrameRecord::sent(header, &[payload]);
+            recording.done.push(Record::Frame(sent));
+        }
     }
 
     /// Keeps the first payload bytes of the current frame as they came, masked.
@@ -1071,13 +1076,17 @@ mod tests {
             protocol.send_header(MessageKind::Text, 4, &mut out),
             Err(NotOpen)
         );
-        // Data and pings that cross our close are read past, unanswered.
+        // Data that crosses our close is read past; a ping still gets its pong (§5.5.2).
         let mut stream = client_frame(true, 0x1, b"late");
-        stream.extend(client_frame(true, 0x9, b""));
+        stream.extend(client_frame(true, 0x9, b"p"));
         stream.extend(client_frame(true, 0x8, &[0x03, 0xE9]));
-        let (events, _) = events(&mut protocol, &stream, stream.len());
+        let (events, pong) = events(&mut protocol, &stream, stream.len());
         assert_eq!(events, ["Closed { code: Some(CloseCode(1001)) }"]);
-        assert_eq!(out.len(), 16, "nothing was sent after our close");
+        assert_eq!(
+            pong,
+            [0x8A, 0x01, b'p'],
+            "only the pong was sent after our close"
+        );
         assert_eq!(protocol.state(), State::Closed);
     }
 
