@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::echo::EchoMode;
+use crate::handshake::Policy;
 
 /// How the server runs. `Config::default()` is what `pure-ws` with no options uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +79,14 @@ impl Config {
     /// How long one write may block: a peer that stops reading cannot hold a thread longer.
     pub fn write_timeout(&self) -> Duration {
         self.ping_interval.unwrap_or(Duration::from_secs(30))
+    }
+
+    /// What a handshake must meet besides RFC 6455: the allowed origins and subprotocols.
+    pub fn handshake_policy(&self) -> Policy<'_> {
+        Policy {
+            allowed_origins: &self.allowed_origins,
+            subprotocols: &self.subprotocols,
+        }
     }
 
     /// `host:port` as it is written in a URL: an IPv6 address in brackets (`[::1]:4000`),

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::http::{is_token, Request};
+use crate::http::{is_token, split_outside_quotes, unquote, Request};
 
 /// A client address as a proxy reported it: an IP, and its port when the proxy gave one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,43 +176,6 @@ fn parse_node(node: &str) -> Option<ClientAddr> {
         Some(_) => return None,
     };
     Some(ClientAddr { ip: name, port })
-}
-
-/// Splits `text` at each `separator` that is not inside a quoted string; `None` when a
-/// quoted string is not closed.
-fn split_outside_quotes(text: &str, separator: char) -> Option<Vec<&str>> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c == separator && !quoted => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    (!quoted).then_some(parts)
-}
-
-/// The content of a quoted string whose opening quote is already removed: RFC 9110 §5.6.4,
-/// `quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE`, and the closing quote must end
-/// the value.
-fn unquote(rest: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return chars.as_str().is_empty().then_some(out),
-            '\\' => out.push(chars.next()?),
-            c => out.push(c),
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::config::Config;
-use crate::http::{is_token, Rejection, Request};
+use crate::http::{is_token, split_outside_quotes, unquote, Content, Rejection, Request};
 
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -55,59 +54,102 @@ pub struct Accepted {
     pub subprotocol: Option<String>,
 }
 
-/// Checks an upgrade request (RFC 6455 §4.2.1) against the origins `config` allows, and
-/// selects a subprotocol among those it supports.
-pub fn validate(request: &Request, config: &Config) -> Result<Accepted, Rejection> {
+/// What the server accepts in a handshake besides what RFC 6455 requires.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy<'a> {
+    /// `Origin` values allowed to open a WebSocket; empty allows any.
+    pub allowed_origins: &'a [String],
+    /// Subprotocols the server may select; empty selects the client's first offer.
+    pub subprotocols: &'a [String],
+}
+
+/// Checks an upgrade request (RFC 6455 §4.2.1) against `policy`, and selects a subprotocol.
+pub fn validate(request: &Request, policy: &Policy) -> Result<Accepted, Rejection> {
+    // RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be
+    // at least 1.1."
     if request.method != "GET" {
         return Err(Rejection::MethodNotAllowed);
     }
     if request.minor_version < 1 {
-        return Err(Rejection::BadRequest("WebSocket needs HTTP/1.1 or later"));
+        return Err(Rejection::BadRequest(
+            "WebSocket needs HTTP/1.1 or later (RFC 6455 §4.1)",
+        ));
+    }
+    // RFC 9110 §9.3.1: content in a GET request "might lead some implementations to reject
+    // the request and close the connection because of its potential as a request smuggling
+    // attack". After an upgrade the bytes behind the head are frames, so pure-ws refuses
+    // an upgrade that announces content rather than read it as frames.
+    if !matches!(request.content, Content::None | Content::Length(0)) {
+        return Err(Rejection::BadRequest(
+            "a WebSocket upgrade request must not have content: what follows its head is \
+             frames (RFC 9110 §9.3.1)",
+        ));
     }
     if !request.has_token("connection", "upgrade") {
         return Err(Rejection::BadRequest(
-            "the Connection header must contain the token upgrade",
+            "the Connection header must contain the token upgrade (RFC 6455 §4.2.1)",
         ));
     }
-    match request.single_header("sec-websocket-version")? {
+    // RFC 6455 §11.3.5: "The |Sec-WebSocket-Version| header field MUST NOT appear more than
+    // once in an HTTP request."
+    let version = request.single_header(
+        "sec-websocket-version",
+        "Sec-WebSocket-Version appears more than once (RFC 6455 §11.3.5)",
+    )?;
+    match version {
         None => {
             return Err(Rejection::BadRequest(
-                "missing Sec-WebSocket-Version header",
+                "missing Sec-WebSocket-Version header (RFC 6455 §4.2.1)",
             ))
         }
         Some("13") => {}
         Some(_) => return Err(Rejection::UpgradeRequired),
     }
+    // RFC 6455 §11.3.1: "The |Sec-WebSocket-Key| header field MUST NOT appear more than
+    // once in an HTTP request."
     let key = request
-        .single_header("sec-websocket-key")?
-        .ok_or(Rejection::BadRequest("missing Sec-WebSocket-Key header"))?;
+        .single_header(
+            "sec-websocket-key",
+            "Sec-WebSocket-Key appears more than once (RFC 6455 §11.3.1)",
+        )?
+        .ok_or(Rejection::BadRequest(
+            "missing Sec-WebSocket-Key header (RFC 6455 §4.2.1)",
+        ))?;
     // RFC 6455 §4.2.1 asks for "a |Sec-WebSocket-Key| header field with a base64-encoded
     // ... value that, when decoded, is 16 bytes in length". Any other key gets 400.
     match BASE64.decode(key) {
         Ok(bytes) if bytes.len() == 16 => {}
         _ => {
             return Err(Rejection::BadRequest(
-                "Sec-WebSocket-Key must be base64 of 16 bytes",
+                "Sec-WebSocket-Key must be base64 of 16 bytes (RFC 6455 §4.2.1)",
             ))
         }
     }
-    let allowed_origins = &config.allowed_origins;
-    if !allowed_origins.is_empty() {
-        // RFC 6455 §10.2: "If the origin indicated is unacceptable to the server, then it
-        // SHOULD respond to the WebSocket handshake with a reply containing HTTP 403
-        // Forbidden status code." With --allowed-origin, only the listed origins are
-        // acceptable, which stops other sites from using a visitor's cookies here.
-        let origin = request.single_header("origin")?;
-        if !origin.is_some_and(|origin| allowed_origins.iter().any(|a| same_origin(a, origin))) {
-            return Err(Rejection::Forbidden("origin not allowed"));
-        }
-    }
+    check_origin(request, policy.allowed_origins)?;
+    check_extension_offers(request)?;
     let offers = offered_subprotocols(request)?;
     Ok(Accepted {
         key: key.to_string(),
         accept: accept_key(key),
-        subprotocol: select_subprotocol(&offers, &config.subprotocols).map(str::to_string),
+        subprotocol: select_subprotocol(&offers, policy.subprotocols).map(str::to_string),
     })
+}
+
+/// RFC 6455 §10.2: "If the origin indicated is unacceptable to the server, then it SHOULD
+/// respond to the WebSocket handshake with a reply containing HTTP 403 Forbidden status
+/// code." With `--allowed-origin`, only the listed origins are acceptable, which stops
+/// other sites from using a visitor's cookies here; without it, any origin is.
+fn check_origin(request: &Request, allowed_origins: &[String]) -> Result<(), Rejection> {
+    if allowed_origins.is_empty() {
+        return Ok(());
+    }
+    let origin =
+        request.single_header("origin", "Origin appears more than once (RFC 6454 §7.3)")?;
+    if origin.is_some_and(|origin| allowed_origins.iter().any(|a| same_origin(a, origin))) {
+        Ok(())
+    } else {
+        Err(Rejection::Forbidden("origin not allowed (RFC 6455 §10.2)"))
+    }
 }
 
 /// Whether two serialized origins (`scheme://host[:port]`) are the same origin.
@@ -123,36 +165,89 @@ pub fn same_origin(allowed: &str, origin: &str) -> bool {
 ///
 /// RFC 6455 §4.1: the elements of `Sec-WebSocket-Protocol` "MUST be non-empty strings with
 /// characters in the range U+0021 to U+007E not including separator characters [...] and
-/// MUST all be unique strings"; §11.3.4 gives the grammar `1#token`. RFC 9110 §5.3: a
-/// list header sent several times means the one list made by joining the values with
-/// commas. A request that breaks these rules is refused with `400`, naming the rule, rather
-/// than guessed at: a client that sends it has a bug worth seeing.
+/// MUST all be unique strings"; §11.3.4 gives the grammar `1#token`. RFC 9110 §5.6.1.2: a
+/// recipient "MUST accept and ignore a reasonable number of empty list elements", and
+/// §5.3: a list header sent several times is one list. A header with no element at all,
+/// or one that breaks these rules, is refused with `400` naming the rule, rather than
+/// guessed at: a client that sends it has a bug worth seeing.
 pub fn offered_subprotocols<'a>(request: &Request<'a>) -> Result<Vec<&'a str>, Rejection> {
     let mut offers: Vec<&'a str> = Vec::new();
-    for value in request.headers("sec-websocket-protocol") {
-        for element in value.split(',') {
-            let name = element.trim_matches([' ', '\t']);
-            if name.is_empty() {
-                return Err(Rejection::BadRequest(
-                    "Sec-WebSocket-Protocol has an empty element: it must be a comma-separated \
-                     list of tokens",
-                ));
-            }
-            if !is_token(name) {
-                return Err(Rejection::BadRequest(
-                    "Sec-WebSocket-Protocol must be a comma-separated list of tokens \
-                     (RFC 6455 §4.1)",
-                ));
-            }
-            if offers.contains(&name) {
-                return Err(Rejection::BadRequest(
-                    "Sec-WebSocket-Protocol offers the same subprotocol twice",
-                ));
-            }
-            offers.push(name);
+    for name in request.list("sec-websocket-protocol") {
+        if !is_token(name) {
+            return Err(Rejection::BadRequest(
+                "Sec-WebSocket-Protocol must be a comma-separated list of tokens \
+                 (RFC 6455 §4.1)",
+            ));
         }
+        if offers.contains(&name) {
+            return Err(Rejection::BadRequest(
+                "Sec-WebSocket-Protocol offers the same subprotocol twice (RFC 6455 §4.1)",
+            ));
+        }
+        offers.push(name);
+    }
+    if offers.is_empty() && request.headers("sec-websocket-protocol").next().is_some() {
+        return Err(Rejection::BadRequest(
+            "Sec-WebSocket-Protocol names no subprotocol: it must list at least one \
+             (RFC 6455 §11.3.4)",
+        ));
     }
     Ok(offers)
+}
+
+/// Checks the extensions a client offers against RFC 6455 §9.1's grammar:
+///
+/// ```text
+/// extension-list = 1#extension
+/// extension = extension-token *( ";" extension-param )
+/// extension-param = token [ "=" (token | quoted-string) ]
+/// ```
+///
+/// where a quoted value "MUST conform to the 'token' ABNF" once unescaped, with whitespace
+/// allowed around the separators. A malformed offer is a bad handshake (`400`). pure-ws
+/// selects no extension, so a well-formed offer is then ignored, as §9.1 allows.
+pub fn check_extension_offers(request: &Request) -> Result<(), Rejection> {
+    let malformed = Rejection::BadRequest(
+        "Sec-WebSocket-Extensions must be a list of extensions with token parameters \
+         (RFC 6455 §9.1)",
+    );
+    let mut offered = 0;
+    for value in request.headers("sec-websocket-extensions") {
+        for element in split_outside_quotes(value, ',').ok_or(malformed.clone())? {
+            if element.trim_matches([' ', '\t']).is_empty() {
+                continue;
+            }
+            if !is_extension(element) {
+                return Err(malformed);
+            }
+            offered += 1;
+        }
+    }
+    if offered == 0 && request.headers("sec-websocket-extensions").next().is_some() {
+        return Err(malformed);
+    }
+    Ok(())
+}
+
+/// One element of an extension list: a token, then `; param` or `; param=value` pairs.
+fn is_extension(element: &str) -> bool {
+    let Some(parts) = split_outside_quotes(element, ';') else {
+        return false;
+    };
+    let mut parts = parts.into_iter().map(|part| part.trim_matches([' ', '\t']));
+    let name_ok = parts.next().is_some_and(is_token);
+    name_ok
+        && parts.all(|param| match param.split_once('=') {
+            None => is_token(param),
+            Some((name, value)) => {
+                let value = value.trim_matches([' ', '\t']);
+                let value_ok = match value.strip_prefix('"') {
+                    Some(quoted) => unquote(quoted).is_some_and(|v| is_token(&v)),
+                    None => is_token(value),
+                };
+                is_token(name.trim_matches([' ', '\t'])) && value_ok
+            }
+        })
 }
 
 /// The subprotocol to answer with.
@@ -197,22 +292,29 @@ mod tests {
 
     fn check(head: &str, origins: &[String]) -> Result<String, Rejection> {
         let request = Request::parse(head.as_bytes())?;
-        let config = Config {
-            allowed_origins: origins.to_vec(),
-            ..Config::default()
+        let policy = Policy {
+            allowed_origins: origins,
+            ..Policy::default()
         };
-        validate(&request, &config).map(|accepted| accepted.accept)
+        validate(&request, &policy).map(|accepted| accepted.accept)
+    }
+
+    /// The status for `GOOD` with `lines` added, or 101.
+    fn status_with(lines: &str) -> u16 {
+        let head = GOOD.replace("\r\n\r\n", &format!("\r\n{lines}\r\n"));
+        check(&head, &[]).map_or_else(|rejection| rejection.status().0, |_| 101)
     }
 
     /// The subprotocol selected for `GOOD` plus `protocol_lines`, or the rejection.
     fn select(protocol_lines: &str, supported: &[&str]) -> Result<Option<String>, Rejection> {
         let head = GOOD.replace("\r\n\r\n", &format!("\r\n{protocol_lines}\r\n"));
         let request = Request::parse(head.as_bytes())?;
-        let config = Config {
-            subprotocols: supported.iter().map(|s| s.to_string()).collect(),
-            ..Config::default()
+        let supported: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
+        let policy = Policy {
+            subprotocols: &supported,
+            ..Policy::default()
         };
-        validate(&request, &config).map(|accepted| accepted.subprotocol)
+        validate(&request, &policy).map(|accepted| accepted.subprotocol)
     }
 
     fn some(name: &str) -> Result<Option<String>, Rejection> {
@@ -248,6 +350,21 @@ mod tests {
             ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==", 400),
             ("dGhlIHNhbXBsZSBub25jZQ==", "not base64!", 400),
             ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 400),
+            (
+                "Sec-WebSocket-Version: 13\r\n",
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n",
+                400,
+            ),
+            (
+                "Sec-WebSocket-Version: 13\r\n",
+                "Sec-WebSocket-Version: 13\r\nContent-Length: 5\r\n",
+                400,
+            ),
+            (
+                "Sec-WebSocket-Version: 13\r\n",
+                "Sec-WebSocket-Version: 13\r\nTransfer-Encoding: chunked\r\n",
+                400,
+            ),
         ];
         for (from, to, status) in cases {
             let head = GOOD.replace(from, to);
@@ -321,13 +438,62 @@ mod tests {
     }
 
     #[test]
+    fn empty_list_elements_are_ignored() {
+        assert_eq!(select("Sec-WebSocket-Protocol: chat,", &[]), some("chat"));
+        assert_eq!(select("Sec-WebSocket-Protocol: ,chat", &[]), some("chat"));
+        assert_eq!(
+            select("Sec-WebSocket-Protocol: chat,,superchat", &["superchat"]),
+            some("superchat")
+        );
+        assert_eq!(
+            select("Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol:", &[]),
+            some("a")
+        );
+    }
+
+    #[test]
+    fn a_content_length_of_zero_is_no_content() {
+        assert_eq!(status_with("Content-Length: 0\r\n"), 101);
+    }
+
+    #[test]
+    fn extension_offers_must_follow_the_grammar() {
+        for good in [
+            "permessage-deflate",
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate;client_max_window_bits=10, x-webkit-deflate-frame",
+            "permessage-deflate; server_max_window_bits=\"10\" ; client_no_context_takeover",
+            "a, , b",
+            "foo; bar = baz",
+        ] {
+            let line = format!("Sec-WebSocket-Extensions: {good}\r\n");
+            assert_eq!(status_with(&line), 101, "{good:?}");
+        }
+        for bad in [
+            "",
+            ",",
+            ";;=,",
+            "; x",
+            "permessage-deflate;",
+            "a; b=",
+            "a; =c",
+            "a; b=c d",
+            "a; b=\"c d\"",
+            "a; b=\"unclosed",
+            "a b",
+            "caf\u{e9}",
+        ] {
+            let line = format!("Sec-WebSocket-Extensions: {bad}\r\n");
+            assert_eq!(status_with(&line), 400, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn malformed_subprotocol_lists_are_bad_requests() {
         for value in [
             "",
             ",",
-            "chat,",
-            ",chat",
-            "chat,,superchat",
+            " , ,",
             "chat superchat",
             "chat;q=1",
             "\"chat\"",

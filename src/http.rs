@@ -1,5 +1,10 @@
-//! Just enough HTTP/1.1: a bounded, incremental request-head reader, a parser for the head,
-//! and the plain responses the server sends (the page and its errors).
+//! Just enough HTTP/1.1: a bounded, incremental request-head reader, a strict parser for
+//! the head, and the plain responses the server sends (the page and its errors).
+//!
+//! Strict on the way in, as RFC 9110 and RFC 9112 ask of a server: a request either parses
+//! into fields that each meet their grammar, or is refused with a 4xx (or 5xx) status and a
+//! plain-text reason that names the rule. Lenient only where the RFCs say so: empty list
+//! elements, any case in tokens, empty lines before the request line.
 
 use crate::Status;
 
@@ -20,8 +25,14 @@ pub enum Rejection {
     UpgradeRequired,
     /// 431: the request head is over a limit, the one given.
     HeadTooLarge(&'static str),
+    /// 500: the server broke while answering (a bug, caught).
+    InternalError,
+    /// 501: the request needs something the server does not implement, the one given.
+    NotImplemented(&'static str),
     /// 503: the server holds as many connections as it may.
     ServiceUnavailable,
+    /// 505: an HTTP major version other than 1.
+    VersionNotSupported,
 }
 
 impl Rejection {
@@ -35,7 +46,10 @@ impl Rejection {
             Rejection::RequestTimeout => (408, "Request Timeout"),
             Rejection::UpgradeRequired => (426, "Upgrade Required"),
             Rejection::HeadTooLarge(_) => (431, "Request Header Fields Too Large"),
+            Rejection::InternalError => (500, "Internal Server Error"),
+            Rejection::NotImplemented(_) => (501, "Not Implemented"),
             Rejection::ServiceUnavailable => (503, "Service Unavailable"),
+            Rejection::VersionNotSupported => (505, "HTTP Version Not Supported"),
         }
     }
 
@@ -44,34 +58,44 @@ impl Rejection {
         match self {
             Rejection::BadRequest(why)
             | Rejection::Forbidden(why)
-            | Rejection::HeadTooLarge(why) => why,
+            | Rejection::HeadTooLarge(why)
+            | Rejection::NotImplemented(why) => why,
             Rejection::NotFound => {
                 "no such page: only / is served (WebSocket upgrades are accepted on any path)"
             }
             Rejection::MethodNotAllowed => "only GET and HEAD are allowed",
             Rejection::RequestTimeout => "the request head did not arrive in time",
             Rejection::UpgradeRequired => "only WebSocket version 13 is supported",
+            Rejection::InternalError => "the server failed while answering; this is a bug",
             Rejection::ServiceUnavailable => "too many connections, try again shortly",
+            Rejection::VersionNotSupported => "only HTTP/1.x is supported",
         }
     }
 
     /// The complete response, with a short plain-text body saying what was wrong.
     pub fn response(&self, body: Body) -> Vec<u8> {
-        let extra = match self {
-            Rejection::MethodNotAllowed => "Allow: GET, HEAD\r\n",
-            Rejection::UpgradeRequired => "Sec-WebSocket-Version: 13\r\n",
-            Rejection::ServiceUnavailable => "Retry-After: 1\r\n",
-            _ => "",
+        let (extra, connection) = match self {
+            Rejection::MethodNotAllowed => ("Allow: GET, HEAD\r\n", "close"),
+            // RFC 9110 §15.5.22: "The server MUST send an Upgrade header field in a 426
+            // response to indicate the required protocol(s)", and §7.8: "When Upgrade is
+            // sent, the sender MUST also send an upgrade connection option in the Connection
+            // header field". RFC 6455 §4.4 adds the versions the server speaks.
+            Rejection::UpgradeRequired => (
+                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+                "Upgrade, close",
+            ),
+            Rejection::ServiceUnavailable => ("Retry-After: 1\r\n", "close"),
+            _ => ("", "close"),
         };
         let (code, reason) = self.status();
         let text = format!("{code} {reason}: {}\n", self.message());
-        response(
-            (code, reason),
+        let head = Head {
+            status: (code, reason),
+            content_type: "text/plain; charset=utf-8",
+            connection,
             extra,
-            "text/plain; charset=utf-8",
-            text.as_bytes(),
-            body,
-        )
+        };
+        head.response(text.as_bytes(), body)
     }
 }
 
@@ -85,26 +109,38 @@ pub enum Body {
     Omitted,
 }
 
-/// Builds a response that closes the connection after it: this server answers one plain
-/// HTTP request per connection. `extra_headers` are complete lines ending in CRLF.
-pub fn response(
-    status: (u16, &str),
-    extra_headers: &str,
-    content_type: &str,
-    content: &[u8],
-    body: Body,
-) -> Vec<u8> {
-    let (code, reason) = status;
-    let mut bytes = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n{extra_headers}\r\n",
-        content.len()
-    )
-    .into_bytes();
-    if body == Body::Included {
-        bytes.extend_from_slice(content);
+/// The head of a response that closes the connection after it: this server answers one
+/// plain HTTP request per connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Head<'a> {
+    /// The status code and its reason phrase.
+    pub status: (u16, &'a str),
+    /// The `Content-Type` of the body.
+    pub content_type: &'a str,
+    /// The `Connection` options: `close`, and `Upgrade` where an `Upgrade` header is sent.
+    pub connection: &'a str,
+    /// More header lines, each ending in CRLF.
+    pub extra: &'a str,
+}
+
+impl Head<'_> {
+    /// The whole response for `content`, which is left out for `HEAD`.
+    pub fn response(&self, content: &[u8], body: Body) -> Vec<u8> {
+        let (code, reason) = self.status;
+        let mut bytes = format!(
+            "HTTP/1.1 {code} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+             Connection: {}\r\n{}\r\n",
+            self.content_type,
+            content.len(),
+            self.connection,
+            self.extra,
+        )
+        .into_bytes();
+        if body == Body::Included {
+            bytes.extend_from_slice(content);
+        }
+        bytes
     }
-    bytes
 }
 
 /// Collects a request head from bytes as they arrive, within limits.
@@ -188,78 +224,194 @@ pub enum Route {
     Refuse(Rejection),
 }
 
-/// A parsed request head, borrowing from the bytes it was parsed from.
+/// How the request says its content is framed (RFC 9112 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// No `Content-Length` and no `Transfer-Encoding`: no content.
+    None,
+    /// `Content-Length`: this many bytes follow the head.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: chunks follow the head.
+    Chunked,
+}
+
+/// A parsed request head, borrowing from the bytes it was parsed from. Every field meets
+/// its grammar: the parser refuses a head that breaks one.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request<'a> {
     /// The method, a token such as `GET`.
     pub method: &'a str,
     /// The path of the request target, without its query string (for an absolute-form
-    /// target such as `http://host/ws?x=1`, its path `/ws`).
+    /// target such as `http://host/ws?x=1`, its path `/ws`); visible ASCII only.
     pub path: &'a str,
     /// The minor version of HTTP/1.x.
     pub minor_version: u8,
+    /// How the content that follows the head is framed.
+    pub content: Content,
     headers: Vec<(&'a str, &'a str)>,
 }
+
+/// RFC 9110 §5.6.3: optional whitespace, around list elements and field values.
+const OWS: [char; 2] = [' ', '\t'];
 
 impl<'a> Request<'a> {
     /// Parses a head collected by [`HeadReader`].
     pub fn parse(head: &'a [u8]) -> Result<Request<'a>, Rejection> {
+        // RFC 9110 §5.5 lets a recipient treat obs-text (bytes over 0x7F) as opaque data.
+        // pure-ws keeps one text type from the parser to the log and has no header to pass
+        // through, so it takes obs-text only as UTF-8 and refuses other bytes.
         let text = std::str::from_utf8(head)
             .map_err(|_| Rejection::BadRequest("request head is not valid UTF-8"))?;
         let mut lines = text
             .split('\n')
             .map(|line| line.strip_suffix('\r').unwrap_or(line));
         let request_line = lines.next().unwrap_or_default();
+        // RFC 9112 §3: "request-line = method SP request-target SP HTTP-version". pure-ws
+        // takes exactly that: one space each, nothing before or after.
         let mut parts = request_line.split(' ');
         let (Some(method), Some(target), Some(version), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(Rejection::BadRequest("malformed request line"));
+            return Err(Rejection::BadRequest(
+                "malformed request line: it must be method, target and version, one space \
+                 apart (RFC 9112 §3)",
+            ));
         };
         if !is_token(method) {
-            return Err(Rejection::BadRequest("malformed method"));
+            return Err(Rejection::BadRequest(
+                "the method must be a token (RFC 9110 §9.1)",
+            ));
         }
-        let minor_version = match version.strip_prefix("HTTP/1.") {
-            Some(minor) if minor.len() == 1 && minor.as_bytes()[0].is_ascii_digit() => {
-                minor.as_bytes()[0] - b'0'
-            }
-            _ => return Err(Rejection::BadRequest("unsupported HTTP version")),
-        };
+        let minor_version = http_minor_version(version)?;
+        let path = target_path(method, target)?;
         let mut headers = Vec::new();
         for line in lines.take_while(|line| !line.is_empty()) {
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(Rejection::BadRequest("header line without a colon"));
-            };
-            // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon",
-            // and a server MUST answer it with 400; §5.2 lets a server refuse obsolete line
-            // folding with 400 too. pure-ws refuses both: neither name is a token.
-            if !is_token(name) {
-                return Err(Rejection::BadRequest("malformed header name"));
-            }
-            headers.push((name, value.trim_matches([' ', '\t'])));
+            headers.push(header_line(line)?);
         }
-        let path = target_path(target)?;
-        let request = Request {
+        let mut request = Request {
             method,
             path,
             minor_version,
+            content: Content::None,
             headers,
         };
-        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
-        // HTTP/1.1 request message that lacks a Host header field and to any request
-        // message that contains more than one Host header field line".
-        if request.minor_version >= 1 && request.single_header("host")?.is_none() {
-            return Err(Rejection::BadRequest("missing Host header"));
-        }
+        request.check_host()?;
+        request.content = request.content_framing()?;
         Ok(request)
+    }
+
+    /// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    /// HTTP/1.1 request message that lacks a Host header field and to any request message
+    /// that contains more than one Host header field line or a Host header field with an
+    /// invalid field value." pure-ws applies the last two to HTTP/1.0 as well.
+    fn check_host(&self) -> Result<(), Rejection> {
+        match self.single_header("host", "more than one Host header (RFC 9112 §3.2)")? {
+            None if self.minor_version >= 1 => Err(Rejection::BadRequest(
+                "an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)",
+            )),
+            Some(host) if !is_authority(host) => Err(Rejection::BadRequest(
+                "the Host header must be host[:port]: a name, an IPv4 address or an IPv6 \
+                 address in brackets, and digits (RFC 9112 §3.2, RFC 9110 §4.2.1)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// How the content after the head is framed (RFC 9112 §6), or the rejection of framing
+    /// that cannot be relied on.
+    fn content_framing(&self) -> Result<Content, Rejection> {
+        let has_length = self.headers("content-length").next().is_some();
+        if self.headers("transfer-encoding").next().is_some() {
+            // RFC 9112 §6.1: a server "that receives an HTTP/1.0 message containing a
+            // Transfer-Encoding header field MUST treat the message as if the framing is
+            // faulty", and it "MAY reject a request that contains both Content-Length and
+            // Transfer-Encoding". pure-ws refuses both: either can smuggle a request.
+            if self.minor_version == 0 {
+                return Err(Rejection::BadRequest(
+                    "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)",
+                ));
+            }
+            if has_length {
+                return Err(Rejection::BadRequest(
+                    "both Transfer-Encoding and Content-Length (RFC 9112 §6.1)",
+                ));
+            }
+            return self.transfer_codings();
+        }
+        if !has_length {
+            return Ok(Content::None);
+        }
+        // RFC 9112 §6.3: an invalid Content-Length is an unrecoverable error "unless the
+        // field value can be successfully parsed as a comma-separated list, all values in
+        // the list are valid, and all values in the list are the same".
+        let invalid = Rejection::BadRequest(
+            "Content-Length must be a decimal number, or a list of the same one (RFC 9112 §6.3)",
+        );
+        let mut length = None;
+        for value in self.list("content-length") {
+            let parsed = value
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| value.parse::<u64>().ok())
+                .flatten()
+                .ok_or(invalid.clone())?;
+            if length.is_some_and(|first| first != parsed) {
+                return Err(invalid);
+            }
+            length = Some(parsed);
+        }
+        length.map(Content::Length).ok_or(invalid)
+    }
+
+    /// The framing `Transfer-Encoding` gives: chunked, the one coding pure-ws understands.
+    fn transfer_codings(&self) -> Result<Content, Rejection> {
+        let codings: Vec<&str> = self
+            .list("transfer-encoding")
+            .map(|coding| {
+                coding
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_matches(OWS)
+            })
+            .collect();
+        let chunked = codings
+            .iter()
+            .filter(|coding| coding.eq_ignore_ascii_case("chunked"))
+            .count();
+        let chunked_last = codings
+            .last()
+            .is_some_and(|last| last.eq_ignore_ascii_case("chunked"));
+        // RFC 9112 §6.3: "If a Transfer-Encoding header field is present in a request and
+        // the chunked transfer coding is not the final encoding, the message body length
+        // cannot be determined reliably; the server MUST respond with the 400 (Bad
+        // Request) status code", and §7: chunked is never applied twice.
+        if !chunked_last || chunked > 1 || !codings.iter().all(|coding| is_token(coding)) {
+            return Err(Rejection::BadRequest(
+                "Transfer-Encoding must end with chunked, once (RFC 9112 §6.3)",
+            ));
+        }
+        // RFC 9112 §6.1: "A server that receives a request message with a transfer coding
+        // it does not understand SHOULD respond with 501 (Not Implemented)."
+        if codings.len() > 1 {
+            return Err(Rejection::NotImplemented(
+                "only the chunked transfer coding is understood (RFC 9112 §6.1)",
+            ));
+        }
+        Ok(Content::Chunked)
     }
 
     /// Where the request goes: a WebSocket upgrade is accepted on any path (so a proxy can
     /// forward `/ws` or `/chat?room=1` unchanged), and the one page lives at `/`. Other
     /// upgrades (h2c, say) are ignored and served as plain HTTP.
     pub fn route(&self) -> Route {
-        if self.has_token("upgrade", "websocket") {
+        // RFC 9110 §7.8: "A server MUST ignore an Upgrade header field that is received in
+        // an HTTP/1.0 request." So an HTTP/1.0 request is plain HTTP, whatever it asks.
+        if self.minor_version >= 1 && self.has_token("upgrade", "websocket") {
             Route::Upgrade
+        } else if self.path == "*" {
+            // Only OPTIONS gets this far with the asterisk form; it is not served.
+            Route::Refuse(Rejection::MethodNotAllowed)
         } else if self.path != "/" {
             Route::Refuse(Rejection::NotFound)
         } else if self.method == "GET" || self.method == "HEAD" {
@@ -286,14 +438,28 @@ impl<'a> Request<'a> {
             .map(|(_, v)| *v)
     }
 
-    /// The value of header `name` if it appears exactly once.
-    pub fn single_header(&self, name: &str) -> Result<Option<&'a str>, Rejection> {
+    /// The elements of the comma-separated list in header(s) `name`, trimmed, in order.
+    ///
+    /// RFC 9110 §5.6.1.2: "a recipient MUST accept and ignore a reasonable number of empty
+    /// list elements"; RFC 9110 §5.3: several lines of a list header make one list.
+    pub fn list<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        self.headers(name)
+            .flat_map(|value| value.split(','))
+            .map(|element| element.trim_matches(OWS))
+            .filter(|element| !element.is_empty())
+    }
+
+    /// The value of header `name` if it appears at most once; `repeated` is the reason a
+    /// second line is refused with.
+    pub fn single_header(
+        &self,
+        name: &str,
+        repeated: &'static str,
+    ) -> Result<Option<&'a str>, Rejection> {
         let mut values = self.headers(name);
         let first = values.next();
         if values.next().is_some() {
-            return Err(Rejection::BadRequest(
-                "a header that must appear once is repeated",
-            ));
+            return Err(Rejection::BadRequest(repeated));
         }
         Ok(first)
     }
@@ -301,43 +467,177 @@ impl<'a> Request<'a> {
     /// Whether the comma-separated list in header(s) `name` contains `token`
     /// (case-insensitively), as `Connection: keep-alive, Upgrade` contains `upgrade`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers(name)
-            .flat_map(|value| value.split(','))
-            .any(|item| item.trim_matches([' ', '\t']).eq_ignore_ascii_case(token))
+        self.list(name).any(|item| item.eq_ignore_ascii_case(token))
     }
+}
+
+/// The minor version of an `HTTP/1.x` version; `HTTP/2.0` and the like are 505.
+fn http_minor_version(version: &str) -> Result<u8, Rejection> {
+    // RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT.
+    match version.strip_prefix("HTTP/").map(str::as_bytes) {
+        Some(&[b'1', b'.', minor]) if minor.is_ascii_digit() => Ok(minor - b'0'),
+        // RFC 9110 §15.6.6: 505 "indicates that the server does not support, or refuses
+        // to support, the major version of HTTP that was used in the request message".
+        Some(&[major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            Err(Rejection::VersionNotSupported)
+        }
+        _ => Err(Rejection::BadRequest(
+            "the version must be HTTP/1.x (RFC 9112 §2.3)",
+        )),
+    }
+}
+
+/// One header line as (name, value), the value without the whitespace around it.
+fn header_line(line: &str) -> Result<(&str, &str), Rejection> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(Rejection::BadRequest(
+            "a header line without a colon (RFC 9112 §5)",
+        ));
+    };
+    // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon", and a
+    // server MUST answer it with 400; §5.2 lets a server refuse obsolete line folding with
+    // 400 too. pure-ws refuses both: neither name is a token.
+    if !is_token(name) {
+        return Err(Rejection::BadRequest(
+            "a header name must be a token, with no space before the colon (RFC 9112 §5.1)",
+        ));
+    }
+    let value = value.trim_matches(OWS);
+    // RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid and
+    // dangerous", and a field value is VCHAR, obs-text, SP and HTAB only. pure-ws refuses
+    // any other control character (a bare CR, NUL, ESC, DEL) rather than replace it.
+    if value.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        return Err(Rejection::BadRequest(
+            "a header value holds a control character (RFC 9110 §5.5)",
+        ));
+    }
+    Ok((name, value))
 }
 
 /// The path of a request target, without its query.
 ///
-/// RFC 9112 §3.2.2: "A server MUST accept the absolute-form in requests", so
-/// `http://host:port/path?q` routes like `/path?q`; its authority is not checked, as this
-/// server answers for whatever name it is reached by. An absolute URI with an empty path
-/// means `/` (RFC 9110 §4.2.1). The asterisk-form `*` is kept and is found nowhere.
-fn target_path(target: &str) -> Result<&str, Rejection> {
+/// RFC 9112 §3.2: the target is origin-form (`/path?query`), absolute-form
+/// (`http://host/path?query`; "A server MUST accept the absolute-form in requests", §3.2.2),
+/// or asterisk-form (`*`, "only used for a server-wide OPTIONS request", §3.2.4). A target
+/// is a URI, so it is ASCII; pure-ws takes any visible ASCII but `#` (a fragment is never
+/// sent), so the characters browsers leave unencoded in queries (`{`, `|`, `^`) still work.
+/// An absolute URI with an empty path means `/` (RFC 9110 §4.2.1).
+fn target_path<'a>(method: &str, target: &'a str) -> Result<&'a str, Rejection> {
+    if target.is_empty() || !target.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
+        return Err(Rejection::BadRequest(
+            "the request target must be visible ASCII with no fragment (RFC 9112 §3.2)",
+        ));
+    }
+    if target == "*" {
+        return match method {
+            "OPTIONS" => Ok(target),
+            _ => Err(Rejection::BadRequest(
+                "the asterisk-form target is for OPTIONS only (RFC 9112 §3.2.4)",
+            )),
+        };
+    }
     let without_query = target.split('?').next().unwrap_or(target);
-    if without_query.starts_with('/') || target == "*" {
+    if without_query.starts_with('/') {
         return Ok(without_query);
     }
-    let malformed = Rejection::BadRequest("malformed request target");
-    // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
-    let (scheme, rest) = without_query.split_once("://").ok_or(malformed.clone())?;
-    let scheme_ok = scheme
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic())
-        && scheme
+    let Some((scheme, rest)) = without_query.split_once("://") else {
+        return Err(Rejection::BadRequest(
+            "the request target must be a path or an absolute http(s) URI (RFC 9112 §3.2)",
+        ));
+    };
+    // RFC 9112 §3.2.2: absolute-form is an "absolute-URI"; for a request to an origin
+    // server it names an http or https resource (RFC 9110 §4.2). pure-ws refuses others.
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(Rejection::BadRequest(
+            "an absolute-form target must be an http or https URI (RFC 9110 §4.2)",
+        ));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    // RFC 9110 §4.2.1: "A sender MUST NOT generate an "http" URI with an empty host
+    // identifier. A recipient that processes such a URI reference MUST reject it as
+    // invalid." §4.2.4: a recipient "SHOULD parse for userinfo and treat its presence as
+    // an error". The host grammar has no `@`, so both are refused here.
+    if !is_authority(authority) {
+        return Err(Rejection::BadRequest(
+            "the authority of an absolute-form target must be host[:port] (RFC 9110 §4.2)",
+        ));
+    }
+    Ok(path)
+}
+
+/// Whether `text` is `host [ ":" port ]` with a non-empty host, as RFC 9110 §7.2 defines
+/// `Host` and §4.2.1 the authority of an http URI, with RFC 3986 §3.2.2–3.2.3's grammar:
+/// `host = IP-literal / IPv4address / reg-name`, `port = *DIGIT`.
+pub fn is_authority(text: &str) -> bool {
+    let (host_ok, port) = match text.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((literal, "")) => (is_ip_literal(literal), ""),
+            Some((literal, after)) => match after.strip_prefix(':') {
+                Some(port) => (is_ip_literal(literal), port),
+                None => (false, ""),
+            },
+            None => (false, ""),
+        },
+        None => match text.split_once(':') {
+            Some((name, port)) => (is_reg_name(name), port),
+            None => (is_reg_name(text), ""),
+        },
+    };
+    host_ok && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// RFC 3986 §3.2.2: `IP-literal = "[" ( IPv6address / IPvFuture ) "]"`, without brackets;
+/// `IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`.
+fn is_ip_literal(literal: &str) -> bool {
+    if literal.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    let Some((version, address)) = literal
+        .strip_prefix(['v', 'V'])
+        .and_then(|rest| rest.split_once('.'))
+    else {
+        return false;
+    };
+    !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_hexdigit())
+        && !address.is_empty()
+        && address
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-    if !scheme_ok {
-        return Err(malformed);
+            .all(|b| is_unreserved(b) || is_sub_delim(b) || b == b':')
+}
+
+/// RFC 3986 §3.2.2: `reg-name = *( unreserved / pct-encoded / sub-delims )`, here
+/// non-empty (an http URI never has an empty host). It covers IPv4 addresses too.
+fn is_reg_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if is_unreserved(b) || is_sub_delim(b) => i += 1,
+            _ => return false,
+        }
     }
-    // The authority runs to the first slash and must not be empty.
-    match rest.find('/') {
-        Some(0) => Err(malformed),
-        Some(slash) => Ok(&rest[slash..]),
-        None if rest.is_empty() => Err(malformed),
-        None => Ok("/"),
-    }
+    !bytes.is_empty()
+}
+
+/// RFC 3986 §2.3: `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"`.
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)
+}
+
+/// RFC 3986 §2.2: `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="`.
+fn is_sub_delim(byte: u8) -> bool {
+    b"!$&'()*+,;=".contains(&byte)
 }
 
 /// RFC 9110 §5.6.2: whether `text` is a token, `1*tchar` (method and header names,
@@ -349,6 +649,43 @@ pub fn is_token(text: &str) -> bool {
 /// RFC 9110 §5.6.2: the characters allowed in a token.
 fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// Splits `text` at each `separator` that is not inside a quoted string (RFC 9110 §5.6.4);
+/// `None` when a quoted string is not closed.
+pub fn split_outside_quotes(text: &str, separator: char) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == separator && !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    (!quoted).then_some(parts)
+}
+
+/// The content of a quoted string whose opening quote is already removed: RFC 9110 §5.6.4,
+/// `quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE`, and the closing quote must end
+/// the value.
+pub fn unquote(rest: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return chars.as_str().is_empty().then_some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -421,8 +758,12 @@ mod tests {
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/");
         assert_eq!(request.minor_version, 1);
-        assert_eq!(request.single_header("host"), Ok(Some("example")));
-        assert!(request.single_header("X-A").is_err());
+        assert_eq!(request.single_header("host", "twice"), Ok(Some("example")));
+        assert_eq!(
+            request.single_header("X-A", "twice"),
+            Err(Rejection::BadRequest("twice"))
+        );
+        assert_eq!(request.content, Content::None);
         assert_eq!(request.headers("x-a").collect::<Vec<_>>(), ["1", "2"]);
         assert!(request.has_token("connection", "upgrade"));
         assert!(!request.has_token("connection", "close"));
@@ -473,7 +814,7 @@ mod tests {
         assert_eq!(path("http://example.com:4000/?q=1"), Ok("/".to_string()));
         assert_eq!(path("http://example.com"), Ok("/".to_string()));
         assert_eq!(path("HTTPS://[::1]:4000?x"), Ok("/".to_string()));
-        assert_eq!(path("ws://h/chat/room?x=1"), Ok("/chat/room".to_string()));
+        assert_eq!(path("http://h/chat/room?x=1"), Ok("/chat/room".to_string()));
         assert_eq!(path("/plain?x=/y"), Ok("/plain".to_string()));
         for bad in [
             "http://",
@@ -482,6 +823,11 @@ mod tests {
             "ht tp://h/",
             "h//x",
             "nowhere",
+            "ws://h/chat",
+            "ftp://x/",
+            "http://user@h/",
+            "http://a b/",
+            "http://h:x/",
         ] {
             assert!(path(bad).is_err(), "{bad}");
         }
@@ -502,7 +848,7 @@ mod tests {
         for head in [
             &b"GET /\r\n\r\n"[..],
             b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
-            b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.10\r\nHost: x\r\n\r\n",
             b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
             b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
@@ -511,6 +857,32 @@ mod tests {
             b"GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x:y:z\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n",
+            b"GET /\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /#top HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: \x1b[31m\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n",
         ] {
             assert!(
                 matches!(Request::parse(head), Err(Rejection::BadRequest(_))),
@@ -518,6 +890,104 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
+    }
+
+    #[test]
+    fn accepts_what_real_clients_send() {
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: localhost:4000\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: [::1]:4000\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [v1.fe]\r\n\r\n",
+            b"GET /?a={b}|c^d HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: a\tb (c)\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xc3\xa9\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert!(
+                Request::parse(head).is_ok(),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn reads_how_content_is_framed() {
+        let content = |lines: &str| {
+            let head = format!("POST / HTTP/1.1\r\nHost: x\r\n{lines}\r\n");
+            Request::parse(head.as_bytes()).map(|request| request.content)
+        };
+        assert_eq!(content(""), Ok(Content::None));
+        assert_eq!(content("Content-Length: 0\r\n"), Ok(Content::Length(0)));
+        assert_eq!(content("Content-Length: 5\r\n"), Ok(Content::Length(5)));
+        assert_eq!(content("Content-Length: 5, 5\r\n"), Ok(Content::Length(5)));
+        assert_eq!(
+            content("Content-Length: 5\r\ncontent-length: 5\r\n"),
+            Ok(Content::Length(5))
+        );
+        assert_eq!(
+            content("Transfer-Encoding: Chunked\r\n"),
+            Ok(Content::Chunked)
+        );
+        assert_eq!(
+            content("Transfer-Encoding: gzip, chunked\r\n").map_err(|r| r.status().0),
+            Err(501)
+        );
+    }
+
+    #[test]
+    fn other_http_major_versions_get_505() {
+        for version in ["HTTP/2.0", "HTTP/0.9", "HTTP/3.0"] {
+            let head = format!("GET / {version}\r\nHost: x\r\n\r\n");
+            assert_eq!(
+                Request::parse(head.as_bytes()),
+                Err(Rejection::VersionNotSupported),
+                "{version}"
+            );
+        }
+    }
+
+    #[test]
+    fn upgrade_is_ignored_in_http_1_0() {
+        let route = |head: &str| Request::parse(head.as_bytes()).unwrap().route();
+        assert_eq!(
+            route("GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+            Route::Page
+        );
+        assert_eq!(
+            route("GET /ws HTTP/1.0\r\nUpgrade: websocket\r\n\r\n"),
+            Route::Refuse(Rejection::NotFound)
+        );
+    }
+
+    #[test]
+    fn lists_ignore_empty_elements() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\nX: , a,,b ,\r\nx: \r\nX: c\r\n\r\n";
+        let request = Request::parse(head).unwrap();
+        assert_eq!(request.list("x").collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_426_names_the_protocol_to_upgrade_to() {
+        let response =
+            String::from_utf8(Rejection::UpgradeRequired.response(Body::Included)).unwrap();
+        assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(
+            response.contains("\r\nUpgrade: websocket\r\n"),
+            "{response}"
+        );
+        assert!(
+            response.contains("\r\nConnection: Upgrade, close\r\n"),
+            "{response}"
+        );
+        assert!(
+            response.contains("\r\nSec-WebSocket-Version: 13\r\n"),
+            "{response}"
+        );
     }
 
     #[test]

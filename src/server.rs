@@ -108,9 +108,7 @@ impl Server {
             let config = Arc::clone(&config);
             let connection = ConnectionLog::new(peer, tracer.clone());
             Some(Box::new(move || {
-                run_isolated(slot, connection, config.quiet, |log| {
-                    serve(stream, &config, log)
-                })
+                run_isolated(slot, stream, connection, &config, serve)
             }))
         };
         Arc::new(Workers::new(listener, admit, STACK_SIZE, max_waiting)).run()
@@ -138,22 +136,28 @@ impl Drop for Slot {
 }
 
 /// Runs one connection's work so that a panic in it is logged with the peer address and
-/// ends only that connection; the slot is freed either way. A thread that panicked is not
-/// reused: whatever it held may be broken.
+/// ends only that connection, with a last word to the peer where one can still be said;
+/// the slot is freed either way. A thread that panicked is not reused: whatever it held
+/// may be broken.
 fn run_isolated(
     slot: Slot,
+    mut stream: TcpStream,
     mut connection: ConnectionLog,
-    quiet: bool,
-    work: impl FnOnce(&mut ConnectionLog) -> Ending,
+    config: &Config,
+    work: impl FnOnce(&mut TcpStream, &Config, &mut ConnectionLog) -> Ending,
 ) -> Reuse {
-    let reuse = match panic::catch_unwind(AssertUnwindSafe(|| work(&mut connection))) {
+    let served = panic::catch_unwind(AssertUnwindSafe(|| {
+        work(&mut stream, config, &mut connection)
+    }));
+    let reuse = match served {
         Ok(ending) => {
-            if !quiet {
+            if !config.quiet {
                 log(&connection.line(&ending));
             }
             Reuse::Yes
         }
         Err(_) => {
+            answer_after_panic(&mut stream, connection.stage, config);
             // A panic is a bug: report it even when per-connection lines are silenced.
             log(&connection.line(&Ending::Panicked));
             Reuse::No
@@ -161,6 +165,47 @@ fn run_isolated(
     };
     drop(slot);
     reuse
+}
+
+/// Tells the peer of a connection whose thread panicked that it ends, where the stream
+/// still stands between two messages: `500` to a request not yet answered, and a close
+/// frame with 1011 on an open WebSocket. RFC 6455 §7.4.1: "1011 indicates that a server is
+/// terminating the connection because it encountered an unexpected condition that
+/// prevented it from fulfilling the request." Once an answer or a close frame is out,
+/// nothing more can be said.
+///
+/// The protocol that would build the close frame may be what broke, so the frame is
+/// built here, from the wire layer, the one place the shell does so.
+fn answer_after_panic(stream: &mut TcpStream, stage: Stage, config: &Config) {
+    let last_word = match stage {
+        Stage::Request(body) => Rejection::InternalError.response(body),
+        Stage::WebSocket => {
+            let mut frame = Vec::new();
+            let payload = ClosePayload {
+                code: CloseCode::INTERNAL_ERROR,
+                reason: "internal server error",
+            };
+            frame::encode_close(&mut frame, Some(payload));
+            frame
+        }
+        Stage::Answered | Stage::Closing => return,
+    };
+    if write_all_within(stream, &last_word, &[], config.write_timeout()).is_ok() {
+        linger_close(stream, config.close_timeout);
+    }
+}
+
+/// How far a connection got: what can still be sent if its thread panics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// The request is not answered yet; the answer carries a body or not.
+    Request(Body),
+    /// An HTTP response went out: the connection only closes now.
+    Answered,
+    /// The WebSocket is open: no close frame went out yet.
+    WebSocket,
+    /// Our close frame went out (or the close handshake is over).
+    Closing,
 }
 
 /// How a connection ended: the middle of its log line.
@@ -237,6 +282,8 @@ struct ConnectionLog {
     bytes_out: u64,
     /// Where the trace goes, with `--trace`.
     tracer: Option<Tracer>,
+    /// How far the connection got.
+    stage: Stage,
 }
 
 impl ConnectionLog {
@@ -252,6 +299,7 @@ impl ConnectionLog {
             messages_out: 0,
             bytes_in: 0,
             bytes_out: 0,
+            stage: Stage::Request(Body::Included),
         }
     }
 
@@ -313,21 +361,22 @@ fn first_read_timeout(config: &Config) -> Duration {
 }
 
 /// Serves one connection from accept to close.
-fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) -> Ending {
+fn serve(stream: &mut TcpStream, config: &Config, log: &mut ConnectionLog) -> Ending {
     if !ACCEPT_INHERITS_OPTIONS {
-        if let Err(err) = set_connection_options(&stream, config) {
+        if let Err(err) = set_connection_options(stream, config) {
             return Ending::SetupFailed(err);
         }
     }
     let mut buf = vec![0; FIRST_READ_SIZE];
-    let (reader, pending) = match read_head(&mut stream, &mut buf, config, log) {
+    let (reader, pending) = match read_head(stream, &mut buf, config, log) {
         Ok(head) => head,
         Err(ending) => return ending,
     };
     let request = match Request::parse(reader.head()) {
         Ok(request) => request,
-        Err(rejection) => return refuse(&mut stream, rejection, Body::Included, log, config),
+        Err(rejection) => return refuse(stream, rejection, Body::Included, log, config),
     };
+    log.stage = Stage::Request(request.body());
     log.path = request.path.to_string();
     log.client = forwarded::client_address(&request, log.peer.ip(), &config.trusted_proxies);
     if log.tracing() {
@@ -336,28 +385,28 @@ fn serve(mut stream: TcpStream, config: &Config, log: &mut ConnectionLog) -> End
         }
     }
     match request.route() {
-        Route::Upgrade => match handshake::validate(&request, config) {
+        Route::Upgrade => match handshake::validate(&request, &config.handshake_policy()) {
             Ok(accepted) => {
                 let upgrade = Upgrade {
                     accepted: &accepted,
                     request_head: reader.head(),
                 };
-                upgrade.run(&mut stream, buf, pending, config, log)
+                upgrade.run(stream, buf, pending, config, log)
             }
-            Err(rejection) => refuse(&mut stream, rejection, Body::Included, log, config),
+            Err(rejection) => refuse(stream, rejection, request.body(), log, config),
         },
         Route::Page => {
-            let page = http::response(
-                (200, "OK"),
-                "Cache-Control: no-cache\r\n",
-                "text/html; charset=utf-8",
-                PAGE.as_bytes(),
-                request.body(),
-            );
-            send_and_close(&mut stream, &page, log, config);
+            let head = http::Head {
+                status: (200, "OK"),
+                content_type: "text/html; charset=utf-8",
+                connection: "close",
+                extra: "Cache-Control: no-cache\r\n",
+            };
+            let page = head.response(PAGE.as_bytes(), request.body());
+            send_and_close(stream, &page, log, config);
             Ending::PageServed
         }
-        Route::Refuse(rejection) => refuse(&mut stream, rejection, request.body(), log, config),
+        Route::Refuse(rejection) => refuse(stream, rejection, request.body(), log, config),
     }
 }
 
@@ -423,6 +472,7 @@ fn send_and_close(
 ) {
     if write_all_within(stream, response, &[], config.write_timeout()).is_ok() {
         log.bytes_out += response.len() as u64;
+        log.stage = Stage::Answered;
         linger_close(stream, config.close_timeout);
     }
 }
@@ -449,6 +499,7 @@ impl Upgrade<'_> {
             return Ending::HandshakeFailed(err);
         }
         log.bytes_out += response.len() as u64;
+        log.stage = Stage::WebSocket;
         let inspecting = self.accepted.subprotocol.as_deref() == Some(inspect::SUBPROTOCOL);
         let steps = (log.tracing() || inspecting).then(|| AcceptSteps::new(&self.accepted.key));
         if let Some(steps) = &steps {
@@ -469,6 +520,14 @@ impl Upgrade<'_> {
         }
         session.run(pending)
     }
+}
+
+/// Where `out` stood before the protocol acted (see [`Session::observe`]).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    at: usize,
+    /// No close frame of ours was queued before `at`.
+    open: bool,
 }
 
 /// Whether the peer is keeping its side of the connection alive.
@@ -611,12 +670,23 @@ impl<'c> Session<'c> {
         }
     }
 
-    /// Hands what the protocol recorded since the last call to the trace and the
-    /// inspector. The inspector's messages about control frames go in ahead of the
-    /// protocol's answers, queued in `out` from `mark`: RFC 6455 §5.5.1 lets an endpoint
-    /// "delay sending a Close frame until its current message is sent", and a close reply
-    /// is the only answer that needs the room.
-    fn observe(&mut self, mark: usize) {
+    /// Where `out` stood before the protocol acted, and whether the connection was open
+    /// then: what [`Session::observe`] needs to place the inspector's messages.
+    fn mark(&self) -> Mark {
+        Mark {
+            at: self.out.len(),
+            open: self.protocol.state() == State::Open,
+        }
+    }
+
+    /// Hands what the protocol recorded since `mark` to the trace and the inspector. The
+    /// inspector's messages about control frames go in ahead of the protocol's answers,
+    /// queued in `out` from `mark`: RFC 6455 §5.5.1 lets an endpoint "delay sending a Close
+    /// frame until its current message is sent", and a close reply is the only answer
+    /// that needs the room. The same section says "After sending a Close frame, the
+    /// endpoint MUST NOT send any further data frames", so once our close frame was queued
+    /// before `mark`, the messages are dropped; the trace still has every line.
+    fn observe(&mut self, mark: Mark) {
         let records = self.protocol.take_records();
         for record in &records {
             self.log.trace(&record.trace_line());
@@ -625,10 +695,10 @@ impl<'c> Session<'c> {
             return;
         };
         let messages = inspector.control_messages(&records);
-        if messages.is_empty() {
+        if messages.is_empty() || !mark.open {
             return;
         }
-        let answers = self.out.split_off(mark);
+        let answers = self.out.split_off(mark.at);
         for message in messages {
             frame::encode_frame(&mut self.out, Opcode::Text, message.as_bytes());
         }
@@ -657,12 +727,10 @@ impl<'c> Session<'c> {
             // Connection_ it SHOULD initiate a TCP Close immediately". pure-ws sends its FIN
             // as soon as the close handshake is over or the connection failed.
             match self.protocol.state() {
-                // The peer has said its last word (a close frame, or its own FIN): nothing
-                // unread is left to turn our close into a reset, so the socket just closes.
-                State::Closed => return Ok(()),
-                // The peer may still be sending: drain that, unread, within a time and byte
-                // budget, so our close frame is not destroyed by a reset.
-                State::Failed => {
+                // The peer may still be sending (a late pong behind its close frame, or
+                // anything after a failure): drain that, unread, within a time and byte
+                // budget, so a reset cannot destroy our last frame before the peer reads it.
+                State::Closed | State::Failed => {
                     linger_close(self.stream, self.config.close_timeout);
                     return Ok(());
                 }
@@ -678,7 +746,7 @@ impl<'c> Session<'c> {
     /// Hands `buf[pending]` to the protocol and answers every message in it.
     fn process(&mut self, mut pending: Range<usize>) -> io::Result<()> {
         while !pending.is_empty() {
-            let mark = self.out.len();
+            let mark = self.mark();
             let (used, event) = self
                 .protocol
                 .receive(&mut self.buf[pending.clone()], &mut self.out);
@@ -742,6 +810,9 @@ impl<'c> Session<'c> {
         }
         write_all_within(self.stream, &self.out, &[], self.config.write_timeout())?;
         self.log.bytes_out += self.out.len() as u64;
+        if self.protocol.state() != State::Open {
+            self.log.stage = Stage::Closing;
+        }
         self.out.clear();
         if self.out.capacity() > RETAINED_OUT_CAPACITY {
             self.out = Vec::new();
@@ -827,7 +898,7 @@ impl<'c> Session<'c> {
 
     /// A ping interval passed in silence: ping, and after a second one, close with 1001.
     fn keep_alive(&mut self) {
-        let mark = self.out.len();
+        let mark = self.mark();
         self.ping_or_close();
         self.observe(mark);
     }
@@ -1024,6 +1095,39 @@ mod tests {
         );
     }
 
+    /// A connected pair of sockets on loopback: (the server's side, the client's side).
+    fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (listener.accept().unwrap().0, client)
+    }
+
+    /// Runs `work` as a connection whose thread panics once it reached `stage`, and
+    /// returns whether its thread may be reused and what the client received.
+    fn panic_at(stage: Stage, slot: Slot) -> (Reuse, Vec<u8>) {
+        let (server, mut client) = socket_pair();
+        let peer = client.local_addr().unwrap();
+        let worker = thread::spawn(move || {
+            let config = Config {
+                quiet: true,
+                ..Config::default()
+            };
+            let connection = ConnectionLog::new(peer, None);
+            run_isolated(slot, server, connection, &config, |_, _, log| -> Ending {
+                log.stage = stage;
+                panic!("deliberate test panic")
+            })
+        });
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).expect("a clean close");
+        drop(client);
+        let reuse = worker.join().expect("the panic must not escape");
+        (reuse, received)
+    }
+
     #[test]
     fn slots_are_bounded_and_freed_even_when_a_connection_panics() {
         let active = Arc::new(AtomicUsize::new(0));
@@ -1031,21 +1135,43 @@ mod tests {
         let second = Slot::take(&active, 2).unwrap();
         assert!(Slot::take(&active, 2).is_none());
         drop(first);
-        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let worker = thread::spawn(move || {
-            run_isolated(
-                second,
-                ConnectionLog::new(peer, None),
-                true,
-                |_| -> Ending { panic!("deliberate test panic") },
-            )
-        });
-        let reuse = worker.join().expect("the panic must not escape");
+        let (reuse, _) = panic_at(Stage::Answered, second);
         assert_eq!(
             reuse,
             Reuse::No,
             "a thread that panicked must not be reused"
         );
         assert_eq!(active.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_panic_on_an_open_websocket_sends_close_1011() {
+        let slot = || Slot::take(&Arc::new(AtomicUsize::new(0)), 1).unwrap();
+        let (_, received) = panic_at(Stage::WebSocket, slot());
+        let reason = b"internal server error";
+        assert_eq!(received[..4], [0x88, 2 + reason.len() as u8, 0x03, 0xF3]);
+        assert_eq!(&received[4..], reason);
+    }
+
+    #[test]
+    fn a_panic_before_the_answer_sends_500() {
+        let slot = || Slot::take(&Arc::new(AtomicUsize::new(0)), 1).unwrap();
+        let (_, received) = panic_at(Stage::Request(Body::Included), slot());
+        let response = String::from_utf8(received).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{response}"
+        );
+        let (_, received) = panic_at(Stage::Request(Body::Omitted), slot());
+        assert!(String::from_utf8(received).unwrap().ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_panic_after_the_last_word_sends_nothing_more() {
+        let slot = || Slot::take(&Arc::new(AtomicUsize::new(0)), 1).unwrap();
+        for stage in [Stage::Answered, Stage::Closing] {
+            let (_, received) = panic_at(stage, slot());
+            assert_eq!(received, b"", "{stage:?}");
+        }
     }
 }

@@ -213,3 +213,34 @@ fn a_message_over_the_limit_gets_1009_from_its_header_alone() {
     client.send_frame(true, BINARY, &[0; 1000]);
     assert_eq!(client.read_frame().payload.len(), 1000 + 12);
 }
+
+/// RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+/// response, unless it already received a Close frame." Our own close frame being out is
+/// no reason to stop answering.
+#[test]
+fn a_ping_while_our_close_waits_still_gets_its_pong() {
+    let server = Server::start(&["--quiet", "--ping-interval", "0.3"]);
+    let mut client = server.ws();
+    assert_eq!(client.read_frame().opcode, PING);
+    assert_eq!(client.read_frame().close_code(), Some(1001));
+    client.send_frame(true, PING, b"still there?");
+    let pong = client.read_frame();
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (PONG, &b"still there?"[..])
+    );
+    client.send_frame(true, CLOSE, &close_payload(1001, ""));
+    client.expect_eof();
+}
+
+/// RFC 6455 §5.5: "Control frames MUST NOT be fragmented." Close and pong frames with FIN
+/// clear fail the connection like a fragmented ping does.
+#[test]
+fn close_and_pong_frames_with_fin_clear_get_1002() {
+    let server = Server::start(&["--quiet"]);
+    for (opcode, payload) in [(CLOSE, &close_payload(1000, "")[..]), (PONG, b"p")] {
+        let mut client = server.ws();
+        client.send_frame(false, opcode, payload);
+        client.expect_close(1002);
+    }
+}

@@ -9,7 +9,10 @@ use proptest::prelude::*;
 use proptest::string::string_regex;
 
 use props::config;
-use props::http::{check_good_head, check_head, good_head, head_bytes, head_case};
+use props::http::{
+    check_good_head, check_head, check_parse_outcome, good_head, head_bytes, head_case,
+    with_control_character,
+};
 use props::library::parse_request;
 use props::stream::chunks;
 
@@ -48,5 +51,23 @@ proptest! {
     #[test]
     fn a_well_formed_head_parses_into_its_parts(head in good_head(), chunks in chunks()) {
         check_good_head(&head, &chunks)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// A well-formed head with a control character (anything below 0x20 but a tab, or
+    /// 0x7F) put into its target or one header value is refused with 400, never parsed.
+    #[test]
+    fn a_control_character_in_a_field_is_refused(
+        head in good_head(),
+        place in any::<prop::sample::Index>(),
+        control in prop_oneof![0u8..0x09, 0x0Au8..0x20, Just(0x7Fu8)],
+    ) {
+        let bytes = with_control_character(&head, place, control);
+        check_parse_outcome(&bytes)?;
+        let refused = parse_request(&bytes).map(|_| ()).map_err(|r| r.status().0);
+        prop_assert_eq!(refused, Err(400), "{:?}", String::from_utf8_lossy(&bytes));
     }
 }

@@ -252,3 +252,19 @@ fn the_inspector_describes_the_servers_own_control_frames_before_them() {
     assert_eq!(close["sent"]["closeReason"], "ping timeout");
     assert_eq!(client.read_frame().close_code(), Some(1001));
 }
+
+/// RFC 6455 §5.5.1: "After sending a Close frame, the endpoint MUST NOT send any further
+/// data frames." The inspector's messages are data frames, so the peer's answer to our
+/// close is traced but not described on the wire.
+#[test]
+fn no_inspector_message_follows_our_close_frame() {
+    let server = Server::start(&["--quiet", "--ping-interval", "0.3"]);
+    let (mut client, _) = inspected(&server);
+    assert_eq!(read_json(&mut client)["sent"]["opcodeName"], "ping");
+    assert_eq!(client.read_frame().opcode, 0x9);
+    // The ping goes unanswered: the server describes its 1001 close, then sends it.
+    assert_eq!(read_json(&mut client)["sent"]["closeCode"], 1001);
+    assert_eq!(client.read_frame().close_code(), Some(1001));
+    client.send_frame(true, CLOSE, &close_payload(1001, ""));
+    client.expect_eof();
+}

@@ -9,11 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 
-use common::{upgrade_request, Client, Server};
-
-fn status(response: &str) -> u16 {
-    response.split(' ').nth(1).unwrap().parse().unwrap()
-}
+use common::{status, upgrade_request, Client, Server};
 
 /// Runs the binary to completion (for command lines it refuses).
 fn run(args: &[&str], port_env: Option<&str>) -> Output {

@@ -179,6 +179,29 @@ pub fn upgrade_with(extra: &str) -> String {
     upgrade_request("/").replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1)
 }
 
+/// The status code of an HTTP response (or response head).
+pub fn status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+/// The value of header `name` (any case) in an HTTP response's head.
+pub fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next().unwrap();
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The body of an HTTP response.
+pub fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
 /// A close frame payload: the code, then the reason.
 pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();

@@ -21,8 +21,11 @@ pub fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
         1 => string_regex("[A-Za-z!#(]{0,8}").expect("a valid regex"),
     ];
     let target = prop_oneof![
-        4 => prop::sample::select(vec!["/", "/?q=1", "*", "http://x/", "/a/b", "x"])
-            .prop_map(String::from),
+        4 => prop::sample::select(vec![
+            "/", "/?q=1", "*", "http://x/", "/a/b", "x", "/\u{1b}[2J", "/a\u{0}", "ftp://x/",
+            "http://u@x/", "/#f", "/caf\u{e9}",
+        ])
+        .prop_map(String::from),
         1 => string_regex("[ -~]{0,20}").expect("a valid regex"),
     ];
     let version = prop_oneof![
@@ -35,13 +38,38 @@ pub fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
             .prop_map(String::from),
         1 => string_regex("[ -~]{0,12}").expect("a valid regex"),
     ];
-    let header = (
+    let generic = (
         name,
         prop::sample::select(vec![":", ": ", " : ", ":\t", ""]),
         string_regex("[ -~\t]{0,30}|.{0,8}").expect("a valid regex"),
         eol(),
     )
         .prop_map(|(name, colon, value, eol)| format!("{name}{colon}{value}{eol}"));
+    // Lines the strict rules are about: Host values, content framing, control characters.
+    let pointed = (
+        prop::sample::select(vec![
+            "Host: localhost:4000",
+            "Host: [::1]:4000",
+            "Host: [v1.x]",
+            "Host: a b",
+            "Host:",
+            "Host: x:y:z",
+            "Host: u@h",
+            "Host: %zz",
+            "Content-Length: 0",
+            "Content-Length: 5, 5",
+            "Content-Length: 5x",
+            "Transfer-Encoding: chunked",
+            "Transfer-Encoding: gzip, chunked",
+            "X-Note: a\u{0}b",
+            "X-Note: a\rb",
+            "X-Note: \u{1b}[2J",
+            "X-Note: caf\u{e9}\u{9b}",
+        ]),
+        eol(),
+    )
+        .prop_map(|(line, eol)| format!("{line}{eol}"));
+    let header = prop_oneof![4 => generic, 1 => pointed];
     (
         prop::collection::vec(eol(), 0..3),
         method,
@@ -177,8 +205,130 @@ pub fn check_head(case: &HeadCase) -> TestCaseResult {
     }
     // Whatever came out, parsing it never panics, and gives the same answer twice.
     let parsed = parse_request(&head).map(|r| format!("{r:?}"));
-    prop_assert_eq!(parsed, parse_request(&head).map(|r| format!("{r:?}")));
+    prop_assert_eq!(&parsed, &parse_request(&head).map(|r| format!("{r:?}")));
+    check_parse_outcome(&head)
+}
+
+/// A head either parses into a request whose every field meets its grammar, or is refused
+/// with a 4xx status (or 501 and 505, which RFC 9112 §6.1 and RFC 9110 §15.6.6 name for an
+/// unknown transfer coding and another major version). So a head that holds a control
+/// character anywhere but its line ends and the tabs of its header values never parses,
+/// and never reaches the upgrade.
+pub fn check_parse_outcome(head: &[u8]) -> TestCaseResult {
+    let request = match parse_request(head) {
+        Ok(request) => request,
+        Err(rejection) => {
+            let status = rejection.status().0;
+            prop_assert!(
+                (400..500).contains(&status) || status == 501 || status == 505,
+                "refused with {}",
+                status
+            );
+            return Ok(());
+        }
+    };
+    let text = std::str::from_utf8(head).map_err(|_| TestCaseError::fail("not UTF-8"))?;
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let request_line = lines.next().unwrap_or_default();
+    prop_assert!(
+        !request_line.chars().any(char::is_control),
+        "control character in the request line {:?}",
+        request_line
+    );
+    prop_assert!(is_token(request.method()), "method {:?}", request.method());
+    prop_assert!(
+        !request.path().is_empty() && request.path().bytes().all(|b| b.is_ascii_graphic()),
+        "path {:?}",
+        request.path()
+    );
+    for line in lines.take_while(|line| !line.is_empty()) {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(TestCaseError::fail("no colon"))?;
+        prop_assert!(is_token(name), "header name {:?}", name);
+        // obs-text (here UTF-8, C1 controls included) is allowed in values; ASCII
+        // controls but the tab are not.
+        prop_assert!(
+            !value.chars().any(|c| c.is_ascii_control() && c != '\t'),
+            "control character in the value of {:?}",
+            name
+        );
+    }
+    let hosts = request.headers("host");
+    prop_assert!(hosts.len() <= 1, "{} Host headers", hosts.len());
+    if let Some(host) = hosts.first() {
+        prop_assert!(is_host(host), "Host {:?}", host);
+    }
+    if request.minor_version() >= 1 {
+        prop_assert_eq!(hosts.len(), 1, "an HTTP/1.1 request without Host");
+    }
     Ok(())
+}
+
+/// RFC 9110 §5.6.2, written here from the RFC: `token = 1*tchar`.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// RFC 9110 §7.2 with RFC 3986 §3.2.2, written here from the RFCs: `host [ ":" port ]`,
+/// the host a bracketed IPv6 address or IPvFuture, or a non-empty reg-name.
+fn is_host(value: &str) -> bool {
+    let (host_ok, port) = match value.strip_prefix('[') {
+        Some(rest) => {
+            let Some((literal, after)) = rest.split_once(']') else {
+                return false;
+            };
+            let port = match after.strip_prefix(':') {
+                Some(port) => port,
+                None if after.is_empty() => "",
+                None => return false,
+            };
+            let future = literal.strip_prefix('v').is_some_and(|rest| {
+                rest.split_once('.').is_some_and(|(version, address)| {
+                    !version.is_empty()
+                        && version.bytes().all(|b| b.is_ascii_hexdigit())
+                        && !address.is_empty()
+                        && address
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&b))
+                })
+            });
+            (
+                literal.parse::<std::net::Ipv6Addr>().is_ok() || future,
+                port,
+            )
+        }
+        None => {
+            let (name, port) = value.split_once(':').unwrap_or((value, ""));
+            (is_reg_name(name), port)
+        }
+    };
+    host_ok && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// RFC 3986 §3.2.2: `reg-name = *( unreserved / pct-encoded / sub-delims )`, non-empty.
+fn is_reg_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(b);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            match bytes.get(i + 1..i + 3) {
+                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 3,
+                _ => return false,
+            }
+        } else if plain(&bytes[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    !bytes.is_empty()
 }
 
 /// A well-formed head and its parts.
@@ -242,6 +392,22 @@ pub fn good_head() -> impl Strategy<Value = GoodHead> {
         })
 }
 
+/// `head` with `control` put into its path or into one header value (chosen by `place`),
+/// at a place inside the value, so trimming cannot remove it.
+pub fn with_control_character(head: &GoodHead, place: Index, control: u8) -> Vec<u8> {
+    let mut head = head.clone();
+    let control = char::from(control).to_string();
+    let slot = place.index(head.headers.len() + 1);
+    match head.headers.get_mut(slot) {
+        Some((_, value, _)) => {
+            let middle = value.len() / 2;
+            *value = format!("x{}{control}{}x", &value[..middle], &value[middle..]);
+        }
+        None => head.path.push_str(&control),
+    }
+    head.bytes()
+}
+
 pub fn check_good_head(head: &GoodHead, chunks: &Chunks) -> TestCaseResult {
     let bytes = head.bytes();
     let case = HeadCase {
@@ -253,6 +419,7 @@ pub fn check_good_head(head: &GoodHead, chunks: &Chunks) -> TestCaseResult {
     let (outcome, read) = read_head(&case, chunks)?;
     prop_assert_eq!(outcome, HeadOutcome::Complete(bytes.len()));
     prop_assert!(read == bytes, "the head read differs from the head sent");
+    check_parse_outcome(&read)?;
     let request =
         parse_request(&read).map_err(|r| TestCaseError::fail(format!("refused: {r:?}")))?;
     prop_assert_eq!(request.method(), head.method.as_str());
