@@ -1,4 +1,4 @@
-//! End-to-end test of `static/client.html` in a real browser.
+//! End-to-end test of the page (`src/page.rs`, built from `static/`) in a real browser.
 //!
 //! Starts the real `pure-ws` binary on an ephemeral port, opens its page in
 //! headless Chromium, and drives it through the Chrome DevTools Protocol (CDP)
