@@ -1,5 +1,7 @@
 "use strict";
-(() => {
+// The page's script: a WebSocket to the URL the page came from, the message log, and the
+// frame inspector. One block, so that nothing it declares reaches the page's global scope.
+{
   const ECHO_PREFIX = "Server got: ";
   // The subprotocol that asks pure-ws to describe, in JSON text messages of their own, the
   // handshake and every frame it receives and sends.
@@ -237,108 +239,142 @@
     return box;
   }
 
-  // Draws one FRAME of the server's description. The fields are read from the header bytes
-  // themselves; the server's decoded fields only serve to cross-check them.
-  function renderFrame(f) {
-    const fromBrowser = f.direction === "received";
-    const box = node("div", "frame " + (fromBrowser ? "browser" : "server"));
-    const header = hexToBytes(f.header);
-    if (header.length < 2) {
-      box.appendChild(node("div", "mismatch", "The server described a frame without its header bytes."));
-      return box;
-    }
-    const b0 = header[0];
-    const b1 = header[1];
-    const fin = b0 >> 7;
-    const rsv = [(b0 >> 6) & 1, (b0 >> 5) & 1, (b0 >> 4) & 1];
+  // A frame header's fields, read from its bytes the way RFC 6455 §5.2 lays them out.
+  function readHeader(bytes) {
+    const [b0, b1] = bytes;
     const opcode = b0 & 0x0f;
     const mask = b1 >> 7;
     const len7 = b1 & 0x7f;
     const extSize = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
-    const ext = header.slice(2, 2 + extSize);
-    const key = mask ? header.slice(2 + extSize, 6 + extSize) : [];
-    const length = extSize ? ext.reduce((n, b) => n * 256 + b, 0) : len7;
-    const opName = OPCODES[opcode] || "reserved";
-    const encoding = LENGTH_ENCODINGS[extSize];
+    const ext = bytes.slice(2, 2 + extSize);
+    return {
+      bytes,
+      b0,
+      b1,
+      fin: b0 >> 7,
+      rsv: [(b0 >> 6) & 1, (b0 >> 5) & 1, (b0 >> 4) & 1],
+      opcode,
+      opName: OPCODES[opcode] || "reserved",
+      mask,
+      len7,
+      extSize,
+      ext,
+      key: mask ? bytes.slice(2 + extSize, 6 + extSize) : [],
+      length: extSize ? ext.reduce((n, b) => n * 256 + b, 0) : len7,
+      encoding: LENGTH_ENCODINGS[extSize],
+    };
+  }
 
-    const masked = hexToBytes(f.payloadMasked);
-    const plain = masked.map((b, i) => (mask ? b ^ key[i % 4] : b));
-
+  // Where the server's decoded fields `f` say something else than the header `h` and the
+  // payload bytes, one sentence each.
+  function crossCheck(h, f, masked, plain, fromBrowser) {
     const problems = [];
     const expect = (what, fromHeader, fromJson) => {
       if (fromHeader !== fromJson) {
         problems.push(what + ": the header says " + fromHeader + ", the server's fields say " + fromJson);
       }
     };
-    expect("header size", 2 + extSize + key.length, header.length);
-    expect("FIN", fin === 1, f.fin);
-    expect("RSV1", rsv[0] === 1, f.rsv1);
-    expect("RSV2", rsv[1] === 1, f.rsv2);
-    expect("RSV3", rsv[2] === 1, f.rsv3);
-    expect("opcode", opcode, f.opcode);
-    if (OPCODES[opcode]) expect("opcode name", opName, f.opcodeName);
-    expect("MASK", mask === 1, f.mask);
-    expect("masking key", mask ? hex(key) : null, f.maskingKey);
-    expect("payload length", length, f.payloadLength);
-    expect("length encoding", encoding, f.lengthEncoding);
-    expect("payload bytes", length, masked.length + f.more);
+    expect("header size", 2 + h.extSize + h.key.length, h.bytes.length);
+    expect("FIN", h.fin === 1, f.fin);
+    expect("RSV1", h.rsv[0] === 1, f.rsv1);
+    expect("RSV2", h.rsv[1] === 1, f.rsv2);
+    expect("RSV3", h.rsv[2] === 1, f.rsv3);
+    expect("opcode", h.opcode, f.opcode);
+    if (OPCODES[h.opcode]) expect("opcode name", h.opName, f.opcodeName);
+    expect("MASK", h.mask === 1, f.mask);
+    expect("masking key", h.mask ? hex(h.key) : null, f.maskingKey);
+    expect("payload length", h.length, f.payloadLength);
+    expect("length encoding", h.encoding, f.lengthEncoding);
+    expect("payload bytes", h.length, masked.length + f.more);
     expect("unmasked payload", hex(plain), f.payloadHex);
-    const textBytes = opcode <= 1 ? plain : opcode === 8 ? plain.slice(2) : null;
+    const textBytes = h.opcode <= 1 ? plain : h.opcode === 8 ? plain.slice(2) : null;
     expect("payload text", textBytes && lossyUtf8.decode(new Uint8Array(textBytes)), f.payloadText);
-    expect("close code", opcode === 8 && plain.length >= 2 ? plain[0] * 256 + plain[1] : null,
+    expect("close code", h.opcode === 8 && plain.length >= 2 ? plain[0] * 256 + plain[1] : null,
       f.closeCode);
-    if ((mask === 1) !== fromBrowser) {
+    if ((h.mask === 1) !== fromBrowser) {
       problems.push("RFC 6455 §5.1: a client masks every frame, a server none");
     }
+    return problems;
+  }
 
-    box.appendChild(node("div", "frame-title",
-      (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + opName +
-      " · " + plural(length, "byte") + " · " + encoding + " length · " +
-      (mask ? "masked" : "not masked")));
+  function frameTitle(h, fromBrowser) {
+    return (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + h.opName +
+      " · " + plural(h.length, "byte") + " · " + h.encoding + " length · " +
+      (h.mask ? "masked" : "not masked");
+  }
 
+  // The header bytes in a row, each coloured by the field it belongs to.
+  function headerBytes(h) {
     const hdr = node("div", "hdr");
     hdr.appendChild(node("span", "caption", "header"));
     const hdrHex = node("span", "hdr-hex");
-    header.forEach((b, i) => {
-      const cls = i < 2 ? "f-hdr" : i < 2 + extSize ? "f-ext" : "f-key";
+    h.bytes.forEach((b, i) => {
+      const cls = i < 2 ? "f-hdr" : i < 2 + h.extSize ? "f-ext" : "f-key";
       if (i) hdrHex.appendChild(document.createTextNode(" "));
       hdrHex.appendChild(node("span", "hb " + cls, hex([b])));
     });
     hdr.appendChild(hdrHex);
-    box.appendChild(hdr);
+    return hdr;
+  }
 
+  // Under each header byte (or group of bytes), the fields it holds: bits, name, meaning.
+  function headerFields(h) {
     const groups = node("div", "fgroups");
-    groups.appendChild(fieldGroup([b0], [
-      field("f-fin", String(fin), "FIN", fin ? "final" : "more follow"),
-      field("f-rsv", String(rsv[0]), "RSV1", rsv[0] ? "set" : "–"),
-      field("f-rsv", String(rsv[1]), "RSV2", rsv[1] ? "set" : "–"),
-      field("f-rsv", String(rsv[2]), "RSV3", rsv[2] ? "set" : "–"),
-      field("f-op", bits(opcode, 4), "opcode", opcode + " " + opName)
+    groups.appendChild(fieldGroup([h.b0], [
+      field("f-fin", String(h.fin), "FIN", h.fin ? "final" : "more follow"),
+      field("f-rsv", String(h.rsv[0]), "RSV1", h.rsv[0] ? "set" : "–"),
+      field("f-rsv", String(h.rsv[1]), "RSV2", h.rsv[1] ? "set" : "–"),
+      field("f-rsv", String(h.rsv[2]), "RSV3", h.rsv[2] ? "set" : "–"),
+      field("f-op", bits(h.opcode, 4), "opcode", h.opcode + " " + h.opName),
     ]));
-    groups.appendChild(fieldGroup([b1], [
-      field("f-mask", String(mask), "MASK", mask ? "masked" : "none"),
-      field("f-len", bits(len7, 7), "payload len",
-        extSize ? len7 + ": " + encoding + " follows" : String(len7))
+    groups.appendChild(fieldGroup([h.b1], [
+      field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none"),
+      field("f-len", bits(h.len7, 7), "payload len",
+        h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7)),
     ]));
-    if (extSize) {
-      groups.appendChild(fieldGroup(ext, [
-        field("f-ext", grouped(length), "extended length", encoding)
+    if (h.extSize) {
+      groups.appendChild(fieldGroup(h.ext, [
+        field("f-ext", grouped(h.length), "extended length", h.encoding),
       ]));
     }
-    if (mask) {
-      groups.appendChild(fieldGroup(key, [
-        field("f-key", "", "masking key", "XORed into the payload")
+    if (h.mask) {
+      groups.appendChild(fieldGroup(h.key, [
+        field("f-key", "", "masking key", "XORed into the payload"),
       ]));
     }
-    box.appendChild(groups);
+    return groups;
+  }
 
-    if (plain.length) box.appendChild(payloadRows(masked, plain, key, opcode));
+  // The lines under a frame: how many payload bytes are not shown, and a close frame's code.
+  function appendNotes(box, f) {
     if (f.more > 0) box.appendChild(node("div", "more", "… " + plural(f.more, "more byte")));
     if (typeof f.closeCode === "number") {
       const reason = f.closeReason ? " · reason “" + f.closeReason + "”" : "";
       const words = CLOSE_CODES[f.closeCode] ? " " + CLOSE_CODES[f.closeCode] : "";
       box.appendChild(node("div", "more", "close code " + f.closeCode + words + reason));
     }
+  }
+
+  // Draws one FRAME of the server's description. The fields are read from the header bytes
+  // themselves; the server's decoded fields only serve to cross-check them.
+  function renderFrame(f) {
+    const fromBrowser = f.direction === "received";
+    const box = node("div", "frame " + (fromBrowser ? "browser" : "server"));
+    const bytes = hexToBytes(f.header);
+    if (bytes.length < 2) {
+      box.appendChild(node("div", "mismatch", "The server described a frame without its header bytes."));
+      return box;
+    }
+    const h = readHeader(bytes);
+    const masked = hexToBytes(f.payloadMasked);
+    const plain = masked.map((b, i) => (h.mask ? b ^ h.key[i % 4] : b));
+    const problems = crossCheck(h, f, masked, plain, fromBrowser);
+
+    box.appendChild(node("div", "frame-title", frameTitle(h, fromBrowser)));
+    box.appendChild(headerBytes(h));
+    box.appendChild(headerFields(h));
+    if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode));
+    appendNotes(box, f);
     if (problems.length) box.appendChild(node("div", "mismatch", "Mismatch — " + problems.join("; ")));
     return box;
   }
@@ -394,6 +430,11 @@
       : "✓ Accept = base64(SHA-1(key + GUID)), as your browser checked before opening the socket.";
     // Where the page may use Web Crypto (https or localhost), it recomputes the SHA-1 too.
     if (problems.length || !window.crypto || !crypto.subtle) return;
+    recomputeSha1(r);
+  }
+
+  // Adds to the handshake note whether this page's own SHA-1 of key + GUID is the server's.
+  function recomputeSha1(r) {
     crypto.subtle.digest("SHA-1", encoder.encode(r.joined)).then(d => {
       const same = hex(new Uint8Array(d)) === r.sha1;
       el.hsNote.className = "check " + (same ? "ok" : "bad");
@@ -514,6 +555,12 @@
     }
     sock.binaryType = "arraybuffer";
     ws = sock;
+    listen(sock, wantFrames);
+  }
+
+  // What the socket's events do. A handler that acts first checks that `sock` is still the
+  // page's socket: one the page has let go of (see abandon) changes nothing on the page.
+  function listen(sock, wantFrames) {
     let opened = false;
 
     sock.onopen = () => {
@@ -667,4 +714,4 @@
   // Focus from script rather than with the autofocus attribute, which Chromium reports on
   // the console when the page already has a focused element.
   el.message.focus();
-})();
+}
