@@ -16,6 +16,7 @@
 //! - [`echo`]: the application: a message in, the reply out.
 //! - [`inspect`]: frames as they crossed the wire, as trace lines (`--trace`) and as the
 //!   JSON of the page's frame inspector.
+//! - [`page`]: the page served at `/`, joined from `static/` into one document at build time.
 //! - [`server`]: the shell: accept loop, a thread per connection, reads, writes and timeouts.
 //! - [`workers`]: the threads: each waits in `accept` itself and serves what it accepted,
 //!   so churn neither creates threads nor hands connections between them.
@@ -35,6 +36,7 @@ pub mod frame;
 pub mod handshake;
 pub mod http;
 pub mod inspect;
+pub mod page;
 pub mod protocol;
 pub mod server;
 pub mod tracer;

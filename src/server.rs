@@ -25,13 +25,11 @@ use crate::handshake::{self, AcceptSteps, Accepted};
 use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
 use crate::inspect::{self, Direction, FrameRecord, Record};
 use crate::log;
+use crate::page::PAGE;
 use crate::protocol::{Event, MessageKind, Protocol, State};
 use crate::tracer::Tracer;
 use crate::workers::{is_timeout, Job, Reuse, Workers};
 use crate::Status;
-
-/// The page served at `/`, built into the binary so it runs from any directory.
-pub const PAGE: &str = include_str!("../static/client.html");
 
 /// Stack of each connection thread: the code never recurses and keeps its buffers on the
 /// heap, so a small stack lets thousands of connections fit in little memory.

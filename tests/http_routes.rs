@@ -22,7 +22,7 @@ fn serves_the_client_page_at_root() {
         header(&response, "content-length"),
         Some(&*page.len().to_string())
     );
-    assert_eq!(page, include_str!("../static/client.html"));
+    assert_eq!(page, pure_ws::page::PAGE);
 }
 
 #[test]

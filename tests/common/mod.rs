@@ -2,7 +2,8 @@
 //! binary on an ephemeral port and speaks HTTP and WebSocket frames to it byte by byte.
 //! It builds frames with its own encoder (`wire`) rather than with the library, so an
 //! encoder bug in the server cannot hide behind the same bug in the tests. `process` reads
-//! the server's memory and threads from `/proc`.
+//! the server's memory and threads from `/proc`; `cdp` drives headless Chromium for the
+//! browser tests.
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 /// How long any single read in a test may block before the test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod cdp;
 pub mod process;
 pub mod wire;
 

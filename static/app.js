@@ -1,0 +1,717 @@
+"use strict";
+// The page's script: a WebSocket to the URL the page came from, the message log, and the
+// frame inspector. One block, so that nothing it declares reaches the page's global scope.
+{
+  const ECHO_PREFIX = "Server got: ";
+  // The subprotocol that asks pure-ws to describe, in JSON text messages of their own, the
+  // handshake and every frame it receives and sends.
+  const INSPECT = "pure-ws.inspect";
+  const STORE_KEY = "pure-ws.showFrames";
+  const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  // Messages longer than this are shortened in the log (never on the wire).
+  const SHOWN_CHARS = 1000;
+  const CLOSE_CODES = {
+    1000: "Normal closure",
+    1001: "Going away",
+    1002: "Protocol error",
+    1003: "Unsupported data",
+    1005: "No status code received",
+    1006: "Abnormal closure (connection lost)",
+    1007: "Invalid payload data",
+    1008: "Policy violation",
+    1009: "Message too big",
+    1010: "Mandatory extension missing",
+    1011: "Internal server error",
+    1012: "Service restart",
+    1013: "Try again later",
+    1015: "TLS handshake failure",
+  };
+  const OPCODES = { 0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong" };
+  const LENGTH_ENCODINGS = { 0: "7-bit", 2: "16-bit", 8: "64-bit" };
+  const encoder = new TextEncoder();
+  const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  // What the server does for payloadText: bad or cut-off sequences become U+FFFD.
+  const lossyUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+  // The socket goes to the very URL the page came from, so the page works at the root and
+  // under any sub-path a proxy mounts it at (the server upgrades on any path).
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
+    location.pathname + location.search;
+  const el = {
+    status: document.getElementById("status"),
+    endpoint: document.getElementById("endpoint"),
+    stats: document.getElementById("stats"),
+    log: document.getElementById("log"),
+    form: document.getElementById("composer"),
+    message: document.getElementById("message"),
+    send: document.getElementById("send"),
+    clear: document.getElementById("clear"),
+    reconnect: document.getElementById("reconnect"),
+    disconnect: document.getElementById("disconnect"),
+    showFrames: document.getElementById("show-frames"),
+    binary: document.getElementById("kind-binary"),
+    sizes: document.querySelectorAll("button.size"),
+    handshake: document.getElementById("handshake"),
+    hsNote: document.getElementById("hs-note"),
+    hsFields: document.getElementById("hs-fields"),
+    hsHeads: document.getElementById("hs-heads"),
+  };
+
+  let ws = null;
+  let inspecting = false;    // the open socket's server selected INSPECT
+  let echoNext = null;       // {frame}: the server described a message; its echo comes next
+  let awaitingFrames = [];   // sent entries whose frames the server has not described yet
+  let pending = [];          // sent messages awaiting their echo: {text, binary, t0}
+  const history = [];        // sent messages, oldest first, for ArrowUp / ArrowDown
+  let historyPos = 0;        // history.length means "the line being typed"
+  let draft = "";
+  let stats = { sent: 0, received: 0, rttSum: 0, rttCount: 0 };
+
+  el.endpoint.textContent = url;
+
+  const pad = (n, width) => String(n).padStart(width, "0");
+
+  function clock(d) {
+    return pad(d.getHours(), 2) + ":" + pad(d.getMinutes(), 2) + ":" + pad(d.getSeconds(), 2) +
+      "." + pad(d.getMilliseconds(), 3);
+  }
+
+  const grouped = n => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+
+  const plural = (n, word) => grouped(n) + " " + word + (n === 1 ? "" : "s");
+
+  function describeClose(code, reason) {
+    const words = CLOSE_CODES[code] || (code >= 4000 ? "Application-defined" : "Unknown code");
+    let s = "Closed — " + code + " " + words;
+    if (reason) s += ": “" + reason + "”";
+    return s;
+  }
+
+  const formatRtt = ms => (ms < 10 ? ms.toFixed(1) : String(Math.round(ms))) + " ms";
+
+  function renderStats() {
+    let s = stats.sent + " sent · " + stats.received + " received";
+    if (stats.rttCount) s += " · avg RTT " + formatRtt(stats.rttSum / stats.rttCount);
+    el.stats.textContent = s;
+  }
+
+  const nearBottom = () => el.log.scrollHeight - el.log.scrollTop - el.log.clientHeight < 48;
+
+  function loadShowFrames() {
+    try {
+      return localStorage.getItem(STORE_KEY) === "1";
+    } catch {
+      return false; // storage is off for this page: frames start hidden
+    }
+  }
+
+  function saveShowFrames(on) {
+    try {
+      localStorage.setItem(STORE_KEY, on ? "1" : "0");
+    } catch {
+      // Storage is off for this page: the choice lasts until it is reloaded.
+    }
+  }
+
+  // ---- bytes ----
+
+  function hexToBytes(s) {
+    if (typeof s !== "string" || s === "") return [];
+    return s.split(" ").map(h => parseInt(h, 16));
+  }
+
+  const hex = bytes => Array.from(bytes, b => pad(b.toString(16), 2)).join(" ");
+
+  const bits = (value, width) => pad(value.toString(2), width);
+
+  function utf8OrNull(bytes) {
+    try {
+      return strictUtf8.decode(bytes);
+    } catch {
+      return null;
+    }
+  }
+
+  const base64 = bytes => btoa(String.fromCharCode(...bytes));
+
+  // ---- the log ----
+
+  // Every piece of text goes in through textContent, never as HTML.
+  function node(tag, className, text) {
+    const e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function shorten(text) {
+    if (text.length <= SHOWN_CHARS) return text;
+    return text.slice(0, 200) + " … (" + plural(text.length, "character") + " in all)";
+  }
+
+  function addEntry(kind, label, text, extra = {}) {
+    const stick = kind === "sent" || nearBottom();
+    const now = new Date();
+    const li = node("li", "entry " + kind + (extra.error ? " error" : ""));
+
+    const meta = node("div", "meta");
+    if (label) meta.appendChild(node("span", "dir", label));
+    if (extra.binary) meta.appendChild(node("span", "kind", "binary"));
+    const time = node("time", "", clock(now));
+    time.dateTime = now.toISOString();
+    meta.appendChild(time);
+    if (typeof extra.rtt === "number") {
+      const rtt = node("span", "rtt", "RTT " + formatRtt(extra.rtt));
+      rtt.title = "Round-trip time from send to echo";
+      meta.appendChild(rtt);
+    }
+    li.appendChild(meta);
+    li.appendChild(node(kind === "system" ? "span" : "p", "text", shorten(text)));
+
+    el.log.appendChild(li);
+    if (stick) el.log.scrollTop = el.log.scrollHeight;
+    return li;
+  }
+
+  // ---- frames, drawn the way RFC 6455 §5.2 draws them ----
+
+  function field(cls, bitText, name, value) {
+    const f = node("div", "fld " + cls);
+    f.appendChild(node("span", "fbits", bitText));
+    f.appendChild(node("span", "fname", name));
+    f.appendChild(node("span", "fval", value));
+    return f;
+  }
+
+  function fieldGroup(bytes, fields) {
+    const g = node("div", "fgroup");
+    g.appendChild(node("div", "fbyte", hex(bytes)));
+    const row = node("div", "fields");
+    fields.forEach(f => row.appendChild(f));
+    g.appendChild(row);
+    return g;
+  }
+
+  // What each payload byte shows in the text row: a character on the byte that starts it
+  // (UTF-8 for text, printable ASCII otherwise), "·" for bytes that are not one.
+  function byteChars(bytes, from, utf8) {
+    const out = bytes.map(() => "");
+    let i = from;
+    while (i < bytes.length) {
+      const b = bytes[i];
+      let n = !utf8 || b < 0xc0 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      let ch = null;
+      if (i + n <= bytes.length && (b >= 0x20 && b !== 0x7f) && (utf8 || b < 0x7f)) {
+        ch = utf8 ? utf8OrNull(new Uint8Array(bytes.slice(i, i + n))) : String.fromCharCode(b);
+      }
+      if (ch === null) n = 1;
+      out[i] = ch === null ? "·" : ch === " " ? "␣" : ch;
+      i += n;
+    }
+    return out;
+  }
+
+  // The payload as three aligned rows, masked bytes ⊕ key = bytes, and the text they spell;
+  // 16 bytes a line, like a hex dump, each line with its row labels.
+  function payloadRows(masked, plain, key, opcode) {
+    const box = node("div", "payload");
+    const labels = key.length ? ["masked", "⊕ key", "= bytes", "text"] : ["bytes", "text"];
+    const codeBytes = opcode === 8 ? 2 : 0;
+    const chars = byteChars(plain, codeBytes, opcode !== 2);
+    let line = null;
+    plain.forEach((b, i) => {
+      if (i % 16 === 0) {
+        line = node("div", "prow");
+        const legend = node("div", "pcol legend");
+        labels.forEach(t => legend.appendChild(node("span", "", t)));
+        line.appendChild(legend);
+        box.appendChild(line);
+      }
+      const col = node("div", "pcol" + (key.length ? " mk" : "") + (i < codeBytes ? " code" : ""));
+      if (key.length) {
+        col.appendChild(node("span", "m", hex([masked[i]])));
+        col.appendChild(node("span", "k", hex([key[i % 4]])));
+      }
+      col.appendChild(node("span", "u", hex([b])));
+      col.appendChild(node("span", "c", i < codeBytes ? (i === 0 ? "code" : "") : chars[i]));
+      line.appendChild(col);
+    });
+    return box;
+  }
+
+  // A frame header's fields, read from its bytes the way RFC 6455 §5.2 lays them out.
+  function readHeader(bytes) {
+    const [b0, b1] = bytes;
+    const opcode = b0 & 0x0f;
+    const mask = b1 >> 7;
+    const len7 = b1 & 0x7f;
+    const extSize = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+    const ext = bytes.slice(2, 2 + extSize);
+    return {
+      bytes,
+      b0,
+      b1,
+      fin: b0 >> 7,
+      rsv: [(b0 >> 6) & 1, (b0 >> 5) & 1, (b0 >> 4) & 1],
+      opcode,
+      opName: OPCODES[opcode] || "reserved",
+      mask,
+      len7,
+      extSize,
+      ext,
+      key: mask ? bytes.slice(2 + extSize, 6 + extSize) : [],
+      length: extSize ? ext.reduce((n, b) => n * 256 + b, 0) : len7,
+      encoding: LENGTH_ENCODINGS[extSize],
+    };
+  }
+
+  // Where the server's decoded fields `f` say something else than the header `h` and the
+  // payload bytes, one sentence each.
+  function crossCheck(h, f, masked, plain, fromBrowser) {
+    const problems = [];
+    const expect = (what, fromHeader, fromJson) => {
+      if (fromHeader !== fromJson) {
+        problems.push(what + ": the header says " + fromHeader + ", the server's fields say " + fromJson);
+      }
+    };
+    expect("header size", 2 + h.extSize + h.key.length, h.bytes.length);
+    expect("FIN", h.fin === 1, f.fin);
+    expect("RSV1", h.rsv[0] === 1, f.rsv1);
+    expect("RSV2", h.rsv[1] === 1, f.rsv2);
+    expect("RSV3", h.rsv[2] === 1, f.rsv3);
+    expect("opcode", h.opcode, f.opcode);
+    if (OPCODES[h.opcode]) expect("opcode name", h.opName, f.opcodeName);
+    expect("MASK", h.mask === 1, f.mask);
+    expect("masking key", h.mask ? hex(h.key) : null, f.maskingKey);
+    expect("payload length", h.length, f.payloadLength);
+    expect("length encoding", h.encoding, f.lengthEncoding);
+    expect("payload bytes", h.length, masked.length + f.more);
+    expect("unmasked payload", hex(plain), f.payloadHex);
+    const textBytes = h.opcode <= 1 ? plain : h.opcode === 8 ? plain.slice(2) : null;
+    expect("payload text", textBytes && lossyUtf8.decode(new Uint8Array(textBytes)), f.payloadText);
+    expect("close code", h.opcode === 8 && plain.length >= 2 ? plain[0] * 256 + plain[1] : null,
+      f.closeCode);
+    if ((h.mask === 1) !== fromBrowser) {
+      problems.push("RFC 6455 §5.1: a client masks every frame, a server none");
+    }
+    return problems;
+  }
+
+  function frameTitle(h, fromBrowser) {
+    return (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + h.opName +
+      " · " + plural(h.length, "byte") + " · " + h.encoding + " length · " +
+      (h.mask ? "masked" : "not masked");
+  }
+
+  // The header bytes in a row, each coloured by the field it belongs to.
+  function headerBytes(h) {
+    const hdr = node("div", "hdr");
+    hdr.appendChild(node("span", "caption", "header"));
+    const hdrHex = node("span", "hdr-hex");
+    h.bytes.forEach((b, i) => {
+      const cls = i < 2 ? "f-hdr" : i < 2 + h.extSize ? "f-ext" : "f-key";
+      if (i) hdrHex.appendChild(document.createTextNode(" "));
+      hdrHex.appendChild(node("span", "hb " + cls, hex([b])));
+    });
+    hdr.appendChild(hdrHex);
+    return hdr;
+  }
+
+  // Under each header byte (or group of bytes), the fields it holds: bits, name, meaning.
+  function headerFields(h) {
+    const groups = node("div", "fgroups");
+    groups.appendChild(fieldGroup([h.b0], [
+      field("f-fin", String(h.fin), "FIN", h.fin ? "final" : "more follow"),
+      field("f-rsv", String(h.rsv[0]), "RSV1", h.rsv[0] ? "set" : "–"),
+      field("f-rsv", String(h.rsv[1]), "RSV2", h.rsv[1] ? "set" : "–"),
+      field("f-rsv", String(h.rsv[2]), "RSV3", h.rsv[2] ? "set" : "–"),
+      field("f-op", bits(h.opcode, 4), "opcode", h.opcode + " " + h.opName),
+    ]));
+    groups.appendChild(fieldGroup([h.b1], [
+      field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none"),
+      field("f-len", bits(h.len7, 7), "payload len",
+        h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7)),
+    ]));
+    if (h.extSize) {
+      groups.appendChild(fieldGroup(h.ext, [
+        field("f-ext", grouped(h.length), "extended length", h.encoding),
+      ]));
+    }
+    if (h.mask) {
+      groups.appendChild(fieldGroup(h.key, [
+        field("f-key", "", "masking key", "XORed into the payload"),
+      ]));
+    }
+    return groups;
+  }
+
+  // The lines under a frame: how many payload bytes are not shown, and a close frame's code.
+  function appendNotes(box, f) {
+    if (f.more > 0) box.appendChild(node("div", "more", "… " + plural(f.more, "more byte")));
+    if (typeof f.closeCode === "number") {
+      const reason = f.closeReason ? " · reason “" + f.closeReason + "”" : "";
+      const words = CLOSE_CODES[f.closeCode] ? " " + CLOSE_CODES[f.closeCode] : "";
+      box.appendChild(node("div", "more", "close code " + f.closeCode + words + reason));
+    }
+  }
+
+  // Draws one FRAME of the server's description. The fields are read from the header bytes
+  // themselves; the server's decoded fields only serve to cross-check them.
+  function renderFrame(f) {
+    const fromBrowser = f.direction === "received";
+    const box = node("div", "frame " + (fromBrowser ? "browser" : "server"));
+    const bytes = hexToBytes(f.header);
+    if (bytes.length < 2) {
+      box.appendChild(node("div", "mismatch", "The server described a frame without its header bytes."));
+      return box;
+    }
+    const h = readHeader(bytes);
+    const masked = hexToBytes(f.payloadMasked);
+    const plain = masked.map((b, i) => (h.mask ? b ^ h.key[i % 4] : b));
+    const problems = crossCheck(h, f, masked, plain, fromBrowser);
+
+    box.appendChild(node("div", "frame-title", frameTitle(h, fromBrowser)));
+    box.appendChild(headerBytes(h));
+    box.appendChild(headerFields(h));
+    if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode));
+    appendNotes(box, f);
+    if (problems.length) box.appendChild(node("div", "mismatch", "Mismatch — " + problems.join("; ")));
+    return box;
+  }
+
+  // Puts the drawings of `frames` right under the log entry `after` (if it is still shown);
+  // `omitted` counts the frames of a message past those the server describes.
+  function attachFrames(after, side, frames, omitted) {
+    if (!after || after.parentNode !== el.log) return;
+    const stick = nearBottom();
+    const li = node("li", "frames " + side);
+    frames.forEach(f => {
+      if (f) li.appendChild(renderFrame(f));
+    });
+    if (omitted > 0) li.appendChild(node("div", "more", "… and " + plural(omitted, "more frame")));
+    el.log.insertBefore(li, after.nextSibling);
+    if (stick) el.log.scrollTop = el.log.scrollHeight;
+  }
+
+  // ---- the handshake card ----
+
+  function resetHandshake(on, note) {
+    el.handshake.hidden = !on;
+    el.hsFields.hidden = true;
+    el.hsHeads.hidden = true;
+    el.hsNote.className = "check";
+    el.hsNote.textContent = note;
+  }
+
+  function showHandshake(r) {
+    const lines = { key: r.key, guid: r.guid, joined: r.joined, sha1: r.sha1, accept: r.accept };
+    Object.keys(lines).forEach(k => {
+      document.getElementById("hs-" + k).textContent = lines[k] || "";
+    });
+    document.getElementById("hs-request").textContent = (r.request || []).join("\n");
+    document.getElementById("hs-response").textContent = (r.response || []).join("\n");
+    el.hsFields.hidden = false;
+    el.hsHeads.hidden = false;
+
+    const problems = [];
+    if (r.guid !== GUID) problems.push("the GUID is not RFC 6455's");
+    if (r.joined !== r.key + r.guid) problems.push("key + GUID is not the key followed by the GUID");
+    const digest = hexToBytes(r.sha1);
+    if (digest.length !== 20 || base64(digest) !== r.accept) {
+      problems.push("Accept is not the base64 of the SHA-1");
+    }
+    const sent = (r.response || []).filter(l => /^sec-websocket-accept:/i.test(l));
+    if (sent.length !== 1 || sent[0].replace(/^[^:]*:\s*/, "") !== r.accept) {
+      problems.push("the response does not carry this Accept");
+    }
+    el.hsNote.className = "check " + (problems.length ? "bad" : "ok");
+    el.hsNote.textContent = problems.length
+      ? "✗ " + problems.join("; ")
+      : "✓ Accept = base64(SHA-1(key + GUID)), as your browser checked before opening the socket.";
+    // Where the page may use Web Crypto (https or localhost), it recomputes the SHA-1 too.
+    if (problems.length || !window.crypto || !crypto.subtle) return;
+    recomputeSha1(r);
+  }
+
+  // Adds to the handshake note whether this page's own SHA-1 of key + GUID is the server's.
+  function recomputeSha1(r) {
+    crypto.subtle.digest("SHA-1", encoder.encode(r.joined)).then(d => {
+      const same = hex(new Uint8Array(d)) === r.sha1;
+      el.hsNote.className = "check " + (same ? "ok" : "bad");
+      el.hsNote.textContent += same
+        ? " This page's own SHA-1 agrees."
+        : " ✗ This page computes a different SHA-1: " + hex(new Uint8Array(d));
+    }, () => {
+      el.hsNote.textContent += " (This page could not recompute the SHA-1.)";
+    });
+  }
+
+  // ---- what the server says ----
+
+  // A description of frames, or null for anything else. Echoes never start with "{" in the
+  // default prefix mode; and the message after a "message" description is always its echo.
+  function parseRecord(data) {
+    if (data.charAt(0) !== "{") return null;
+    try {
+      const r = JSON.parse(data);
+      return r && typeof r.inspect === "string" ? r : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function controlText(f) {
+    switch (f.opcode) {
+      case 10: return "Pong from your browser, answering the server's keepalive ping";
+      case 9: return "Ping from your browser; the server answers with a pong";
+      case 8: return "Close frame from your browser" +
+        (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
+        (f.closeReason ? " “" + f.closeReason + "”" : "") + "; the server replies with its own";
+      default: return "Control frame " + f.opcode + " from your browser";
+    }
+  }
+
+  // A control frame the server sends on its own, described just before it goes out.
+  function serverControlText(f) {
+    switch (f.opcode) {
+      case 9: return "Keepalive ping from the server; your browser answers with a pong";
+      case 8: return "Close frame from the server" +
+        (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
+        (f.closeReason ? " “" + f.closeReason + "”" : "");
+      default: return "Control frame " + f.opcode + " from the server";
+    }
+  }
+
+  function inspect(r) {
+    if (r.inspect === "handshake") {
+      showHandshake(r);
+    } else if (r.inspect === "message") {
+      attachFrames(awaitingFrames.shift(), "browser", r.received || [], r.omitted);
+      echoNext = { frame: r.sent };
+    } else if (r.inspect === "control" && r.received) {
+      const li = addEntry("system", "", controlText(r.received));
+      attachFrames(li, "control", [r.received, r.sent]);
+    } else if (r.inspect === "control" && r.sent) {
+      const own = addEntry("system", "", serverControlText(r.sent));
+      attachFrames(own, "control", [r.sent]);
+    }
+  }
+
+  function receiveEcho(data, t1, frame) {
+    const binary = typeof data !== "string";
+    const bytes = binary ? new Uint8Array(data) : null;
+    const text = binary ? utf8OrNull(bytes) : data;
+    const extra = { binary };
+    if (text !== null) {
+      // It echoes the oldest waiting message it matches; those sent before that one are no
+      // longer timed.
+      const i = pending.findIndex(p => p.binary === binary && ECHO_PREFIX + p.text === text);
+      if (i >= 0) {
+        extra.rtt = t1 - pending[i].t0;
+        pending.splice(0, i + 1);
+      }
+    }
+    stats.received++;
+    if (typeof extra.rtt === "number") {
+      stats.rttSum += extra.rtt;
+      stats.rttCount++;
+    }
+    renderStats();
+    const shown = text !== null ? text
+      : hex(bytes.subarray(0, 64)) + (bytes.length > 64 ? " … " + plural(bytes.length - 64, "more byte") : "");
+    const li = addEntry("received", "Received", shown, extra);
+    if (frame) attachFrames(li, "server", [frame]);
+  }
+
+  // ---- the connection ----
+
+  function setState(state, text) {
+    el.status.dataset.state = state;
+    el.status.textContent = text;
+    const open = state === "open";
+    el.send.disabled = !open;
+    el.sizes.forEach(b => {
+      b.disabled = !open;
+    });
+    el.reconnect.hidden = state !== "closed";
+    el.disconnect.hidden = !open;
+  }
+
+  function connect() {
+    if (ws && ws.readyState !== WebSocket.CLOSED) return;
+    pending = [];
+    awaitingFrames = [];
+    echoNext = null;
+    inspecting = false;
+    const wantFrames = el.showFrames.checked;
+    resetHandshake(wantFrames, "Waiting for the server's description of the handshake…");
+    setState("connecting", "Connecting…");
+    let sock;
+    try {
+      sock = wantFrames ? new WebSocket(url, [INSPECT]) : new WebSocket(url);
+    } catch (e) {
+      setState("closed", "Closed — could not create WebSocket: " + (e && e.message ? e.message : e));
+      return;
+    }
+    sock.binaryType = "arraybuffer";
+    ws = sock;
+    listen(sock, wantFrames);
+  }
+
+  // What the socket's events do. A handler that acts first checks that `sock` is still the
+  // page's socket: one the page has let go of (see abandon) changes nothing on the page.
+  function listen(sock, wantFrames) {
+    let opened = false;
+
+    sock.onopen = () => {
+      if (ws !== sock) return;
+      opened = true;
+      inspecting = sock.protocol === INSPECT;
+      setState("open", "Connected");
+      if (!wantFrames) {
+        addEntry("system", "", "Connected");
+      } else if (inspecting) {
+        addEntry("system", "", "Connected, showing frames");
+      } else {
+        const note = "The server did not select " + INSPECT + ", so it describes no frames";
+        resetHandshake(true, note + ".");
+        addEntry("system", "", "Connected; " + note);
+      }
+    };
+
+    sock.onmessage = ev => {
+      if (ws !== sock) return;
+      const t1 = performance.now();
+      if (inspecting && !echoNext && typeof ev.data === "string") {
+        const record = parseRecord(ev.data);
+        if (record) {
+          inspect(record);
+          return;
+        }
+      }
+      const frame = echoNext && echoNext.frame;
+      echoNext = null;
+      receiveEcho(ev.data, t1, frame);
+    };
+
+    sock.onerror = () => {
+      // The close event that always follows carries the code; nothing to add here.
+    };
+
+    sock.onclose = ev => {
+      if (ws !== sock) return;
+      // A socket that never opened failed its handshake (refused, not found, no server):
+      // its 1006 says nothing, the URL says where to look.
+      const text = opened ? describeClose(ev.code, ev.reason) : "Could not connect to " + url;
+      if (!opened) resetHandshake(wantFrames, "No handshake: could not connect.");
+      setState("closed", text);
+      addEntry("system", "", text, { error: ev.code !== 1000 });
+    };
+  }
+
+  // Lets go of the current socket, closing it cleanly; the next connect() starts afresh.
+  function abandon() {
+    const sock = ws;
+    ws = null;
+    if (!sock) return;
+    // Closing a socket that is still connecting makes Chromium warn on the console, so such
+    // a socket is closed as soon as it opens instead.
+    if (sock.readyState === WebSocket.CONNECTING) {
+      sock.onopen = () => sock.close(1000, "Frames toggled");
+    } else if (sock.readyState === WebSocket.OPEN) {
+      sock.close(1000, "Frames toggled");
+    }
+  }
+
+  function transmit(text) {
+    const binary = el.binary.checked;
+    // Update the page first so its layout work is not counted in the round trip.
+    stats.sent++;
+    renderStats();
+    const li = addEntry("sent", "Sent", text, { binary });
+    if (inspecting) awaitingFrames.push(li);
+    pending.push({ text, binary, t0: performance.now() });
+    ws.send(binary ? encoder.encode(text) : text);
+  }
+
+  function send() {
+    const text = el.message.value;
+    el.message.focus();
+    if (!ws || ws.readyState !== WebSocket.OPEN || text === "") return;
+    if (history[history.length - 1] !== text) history.push(text);
+    if (history.length > 100) history.shift();
+    historyPos = history.length;
+    el.message.value = "";
+    transmit(text);
+  }
+
+  // A message of exactly `size` bytes (ASCII, so also `size` characters).
+  function sizedMessage(size) {
+    const fill = "abcdefghijklmnopqrstuvwxyz0123456789";
+    let s = grouped(size) + " bytes: ";
+    while (s.length < size) s += fill;
+    return s.slice(0, size);
+  }
+
+  el.form.addEventListener("submit", ev => {
+    ev.preventDefault();
+    send();
+  });
+
+  el.sizes.forEach(button => {
+    button.addEventListener("click", () => {
+      if (ws && ws.readyState === WebSocket.OPEN) transmit(sizedMessage(Number(button.dataset.size)));
+    });
+  });
+
+  // ArrowUp / ArrowDown step through what was sent, like a shell.
+  el.message.addEventListener("keydown", ev => {
+    if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.isComposing) return;
+    if (ev.key !== "ArrowUp" && ev.key !== "ArrowDown") return;
+    if (!history.length) return;
+    if (historyPos === history.length) draft = el.message.value;
+    const next = historyPos + (ev.key === "ArrowUp" ? -1 : 1);
+    if (next < 0 || next > history.length) return;
+    ev.preventDefault();
+    historyPos = next;
+    el.message.value = next === history.length ? draft : history[next];
+    const end = el.message.value.length;
+    el.message.setSelectionRange(end, end);
+  });
+
+  el.showFrames.addEventListener("change", () => {
+    const on = el.showFrames.checked;
+    saveShowFrames(on);
+    addEntry("system", "", on ? "Frames on: reconnecting, offering " + INSPECT : "Frames off: reconnecting");
+    abandon();
+    connect();
+  });
+
+  el.clear.addEventListener("click", () => {
+    el.log.textContent = "";
+    stats = { sent: 0, received: 0, rttSum: 0, rttCount: 0 };
+    renderStats();
+    el.message.focus();
+  });
+
+  el.reconnect.addEventListener("click", () => {
+    connect();
+    el.message.focus();
+  });
+
+  el.disconnect.addEventListener("click", () => {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      setState("closing", "Closing…");
+      el.disconnect.hidden = true;
+      ws.close(1000, "Closed by user");
+    }
+    el.message.focus();
+  });
+
+  el.showFrames.checked = loadShowFrames();
+  renderStats();
+  connect();
+  // Focus from script rather than with the autofocus attribute, which Chromium reports on
+  // the console when the page already has a focused element.
+  el.message.focus();
+}
