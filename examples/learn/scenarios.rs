@@ -183,14 +183,14 @@ fn unmasked(c: &mut Conn) -> Result<(), String> {
     c.note("\"The server MUST close the connection upon receiving a frame that is not masked\"")?;
     c.note("(§7.4.1: 1002, protocol error); this is §5.7's unmasked \"Hello\", MASK=0, no key")?;
     c.send(&[vec![FIN | TEXT, 5, b'H', b'e', b'l', b'l', b'o']])?;
-    c.read_until(|_| false)
+    c.read_to_close()
 }
 
 fn bad_utf8(c: &mut Conn) -> Result<(), String> {
     c.note("RFC 6455 §8.1: an endpoint that finds a text message is not valid UTF-8 \"MUST _Fail")?;
     c.note("the WebSocket Connection_\" (§7.4.1: 1007); the byte ff never occurs in UTF-8")?;
     c.send(&[masked(FIN | TEXT, b"Hi \xff")])?;
-    c.read_until(|_| false)
+    c.read_to_close()
 }
 
 /// What a scenario saw.
@@ -534,12 +534,17 @@ impl<'a> Conn<'a> {
         self.read_until(|f| f.fin && matches!(f.opcode, TEXT | BINARY | CONTINUATION))
     }
 
+    /// Reads up to the server's close frame and the EOF after it.
+    fn read_to_close(&mut self) -> Result<(), String> {
+        self.read_until(|_| false)
+    }
+
     /// Sends a close frame and reads up to the server's close frame and its EOF.
     fn close(&mut self, code: u16, reason: &str) -> Result<(), String> {
         let payload = [&code.to_be_bytes()[..], reason.as_bytes()].concat();
         self.send(&[masked(FIN | CLOSE, &payload)])?;
         self.sent_close = true;
-        self.read_until(|_| false)
+        self.read_to_close()
     }
 
     /// The server's close frame: the answer to ours, or its own first close, which
