@@ -1,9 +1,20 @@
 //! The vocabulary of closing (RFC 6455 §5.5.1, §7.4): close codes, and the payload of a
-//! close frame, each checked as it comes off the wire.
+//! close frame, each checked as it comes off the wire. The bottom of the stack: it uses no
+//! other module.
 
 use std::fmt;
 
-use crate::error::ProtocolError;
+/// How a received close payload breaks RFC 6455 (`error` turns it into a
+/// `ProtocolError`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadClose {
+    /// A payload of one byte: too short for a code (§5.5.1).
+    OneByte,
+    /// A code that may not be sent in a close frame (§7.4).
+    CodeNotAllowed(u16),
+    /// A reason that is not UTF-8 (§5.5.1).
+    ReasonNotUtf8,
+}
 
 /// A status code in a close frame (RFC 6455 §7.4). One read off the wire is always a code
 /// that a peer may send; the constants are the ones this server sends itself.
@@ -31,10 +42,10 @@ impl CloseCode {
     /// unused and 1016–2999 to future revisions of the protocol. Codes registered with
     /// IANA since (1012–1014) and the application range 3000–4999 are accepted; every
     /// other code fails the connection with 1002.
-    pub fn from_wire(code: u16) -> Result<CloseCode, ProtocolError> {
+    pub fn from_wire(code: u16) -> Result<CloseCode, BadClose> {
         match code {
             1000..=1003 | 1007..=1014 | 3000..=4999 => Ok(CloseCode(code)),
-            _ => Err(ProtocolError::CloseCodeNotAllowed(code)),
+            _ => Err(BadClose::CodeNotAllowed(code)),
         }
     }
 
@@ -67,14 +78,13 @@ impl<'a> ClosePayload<'a> {
     /// 2-byte unsigned integer (in network byte order) representing a status code", and
     /// the rest is UTF-8. So one byte is a protocol error (1002) and an invalid reason is
     /// invalid data (1007, as for a text message: §8.1).
-    pub fn parse(payload: &'a [u8]) -> Result<Option<ClosePayload<'a>>, ProtocolError> {
+    pub fn parse(payload: &'a [u8]) -> Result<Option<ClosePayload<'a>>, BadClose> {
         match payload {
             [] => Ok(None),
-            [_] => Err(ProtocolError::ClosePayloadOneByte),
+            [_] => Err(BadClose::OneByte),
             [high, low, reason @ ..] => {
                 let code = CloseCode::from_wire(u16::from_be_bytes([*high, *low]))?;
-                let reason =
-                    std::str::from_utf8(reason).map_err(|_| ProtocolError::CloseReasonUtf8)?;
+                let reason = std::str::from_utf8(reason).map_err(|_| BadClose::ReasonNotUtf8)?;
                 Ok(Some(ClosePayload { code, reason }))
             }
         }
@@ -117,7 +127,7 @@ mod tests {
         for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
             assert_eq!(
                 CloseCode::from_wire(code),
-                Err(ProtocolError::CloseCodeNotAllowed(code))
+                Err(BadClose::CodeNotAllowed(code))
             );
         }
     }
@@ -125,10 +135,7 @@ mod tests {
     #[test]
     fn parses_each_payload_shape() {
         assert_eq!(ClosePayload::parse(b""), Ok(None));
-        assert_eq!(
-            ClosePayload::parse(b"\x03"),
-            Err(ProtocolError::ClosePayloadOneByte)
-        );
+        assert_eq!(ClosePayload::parse(b"\x03"), Err(BadClose::OneByte));
         assert_eq!(
             ClosePayload::parse(b"\x03\xe8bye"),
             Ok(Some(ClosePayload {
@@ -138,7 +145,7 @@ mod tests {
         );
         assert_eq!(
             ClosePayload::parse(b"\x03\xe8\xff"),
-            Err(ProtocolError::CloseReasonUtf8)
+            Err(BadClose::ReasonNotUtf8)
         );
     }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::close::CloseCode;
+use crate::close::{BadClose, CloseCode};
 
 /// A protocol violation by the peer. The connection fails with [`ProtocolError::close_code`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,3 +129,13 @@ impl fmt::Display for ProtocolError {
 }
 
 impl std::error::Error for ProtocolError {}
+
+impl From<BadClose> for ProtocolError {
+    fn from(bad: BadClose) -> ProtocolError {
+        match bad {
+            BadClose::OneByte => ProtocolError::ClosePayloadOneByte,
+            BadClose::CodeNotAllowed(code) => ProtocolError::CloseCodeNotAllowed(code),
+            BadClose::ReasonNotUtf8 => ProtocolError::CloseReasonUtf8,
+        }
+    }
+}

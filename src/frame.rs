@@ -132,9 +132,10 @@ impl FrameHeader {
         }
         let opcode = Opcode::from_wire(first & 0x0F).ok_or(ProtocolError::UnknownOpcode)?;
         let fin = first & 0x80 != 0;
+        let control = first & 0x08 != 0;
         // RFC 6455 §5.5: "Control frames MUST NOT be fragmented." pure-ws refuses one from
         // its first byte, before any payload.
-        if opcode.is_control() && !fin {
+        if control && !fin {
             return Err(ProtocolError::FragmentedControl);
         }
         let Some(&second) = buf.get(1) else {
@@ -147,7 +148,7 @@ impl FrameHeader {
         }
         // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or
         // less". pure-ws judges that from the 7-bit length alone (126 and 127 announce more).
-        if opcode.is_control() && second & 0x7F > 125 {
+        if control && second & 0x7F > 125 {
             return Err(ProtocolError::ControlTooLong);
         }
         let length_format = LengthFormat::from_field(second);
@@ -239,12 +240,10 @@ pub fn encode_close(out: &mut Vec<u8>, payload: Option<ClosePayload>) {
 /// Works eight bytes at a time: the key repeats every four bytes, so a doubled key XORs
 /// a whole `u64` at once, and the compiler vectorises the loop further.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let mut key = key;
-    key.rotate_left(offset % 4);
-    let doubled = [
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ];
-    let wide = u64::from_ne_bytes(doubled);
+    // The key as it lines up with `buf[0]`: rotated by the offset's phase.
+    let key: [u8; 4] = std::array::from_fn(|i| key[(offset + i) % 4]);
+    let word = u64::from(u32::from_ne_bytes(key));
+    let wide = word | (word << 32);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut word = [0; 8];

@@ -1,295 +1,223 @@
-//! What pure-ws shows of the protocol: frames as they crossed the wire, written as one
-//! trace line each (`--trace`) or as JSON for the page's frame inspector (the `pure-ws.inspect`
-//! subprotocol).
-//!
-//! A record keeps at most the first [`PREVIEW`] payload bytes, so showing a 16 MiB message
-//! costs no more than showing a short one.
+//! What pure-ws shows of the protocol: the records of `record` rendered as one trace line
+//! each (`--trace`) and as the JSON of the page's frame inspector (the `pure-ws.inspect`
+//! subprotocol), and the inspector's glue: which messages go to the page, and where in
+//! what the server sends.
 
 use std::fmt::Write as _;
 
-use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, LengthFormat, Opcode, MAX_HEADER_LEN};
+use crate::frame::{self, LengthFormat, Opcode};
 use crate::handshake::AcceptSteps;
+use crate::protocol::{MessageKind, Protocol};
+use crate::record::{Direction, Failure, FrameRecord, Record};
 
 /// The subprotocol a client offers to get a JSON description of its frames.
 pub const SUBPROTOCOL: &str = "pure-ws.inspect";
 
-/// How many payload bytes a record keeps.
-pub const PREVIEW: usize = 64;
-
-/// Which way a frame went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// From the peer to the server.
-    Received,
-    /// From the server to the peer.
-    Sent,
-}
-
-/// The first [`PREVIEW`] bytes of a payload, filled as its chunks go by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Preview {
-    bytes: [u8; PREVIEW],
-    len: usize,
-}
-
-impl Preview {
-    /// An empty preview.
-    pub fn new() -> Preview {
-        Preview {
-            bytes: [0; PREVIEW],
-            len: 0,
+/// The payload preview as text, for frames whose payload is text: text and continuation
+/// frames (a continuation may belong to a text message) and close reasons. A code point
+/// cut by the preview's end shows as U+FFFD.
+fn preview_text(frame: &FrameRecord) -> Option<String> {
+    let preview = frame.payload.as_slice();
+    match Opcode::from_wire(frame.opcode()) {
+        Some(Opcode::Text | Opcode::Continuation) => {
+            Some(String::from_utf8_lossy(preview).into_owned())
         }
-    }
-
-    /// A preview of `bytes`.
-    pub fn of(bytes: &[u8]) -> Preview {
-        let mut preview = Preview::new();
-        preview.extend(bytes);
-        preview
-    }
-
-    /// Keeps what of `chunk` still fits.
-    pub fn extend(&mut self, chunk: &[u8]) {
-        let take = (PREVIEW - self.len).min(chunk.len());
-        self.bytes[self.len..self.len + take].copy_from_slice(&chunk[..take]);
-        self.len += take;
-    }
-
-    /// The bytes kept.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        Some(Opcode::Close) => {
+            Some(String::from_utf8_lossy(preview.get(2..).unwrap_or(&[])).into_owned())
+        }
+        _ => None,
     }
 }
 
-impl Default for Preview {
-    fn default() -> Preview {
-        Preview::new()
+/// One line for a frame: `<` received or `>` sent, the opcode, FIN, any RSV bits, MASK and
+/// its key, the length and its encoding, the header bytes, and the payload preview.
+pub fn frame_line(frame: &FrameRecord) -> String {
+    let arrow = match frame.direction {
+        Direction::Received => '<',
+        Direction::Sent => '>',
+    };
+    let mut line = format!("{arrow} {}", opcode_name(frame.opcode()));
+    line.push_str(if frame.fin() { " fin" } else { " not-fin" });
+    if frame.rsv() != 0 {
+        let _ = write!(line, " rsv={:03b}", frame.rsv());
+    }
+    if let Some(key) = frame.mask() {
+        let _ = write!(line, " mask={}", hex_compact(key));
+    }
+    let _ = write!(
+        line,
+        " len={} ({}); header {}",
+        frame.payload_len,
+        length_name(frame.length_format()),
+        hex(frame.header())
+    );
+    if let Some(code) = frame.close_code() {
+        let _ = write!(line, "; close {code}");
+    }
+    match preview_text(frame) {
+        Some(text) if text.is_empty() && frame.opcode() == 0x8 => {}
+        Some(text) => {
+            let _ = write!(line, "; payload \"{}\"", escape_trace(&text));
+        }
+        None if frame.payload_len > 0 => {
+            let _ = write!(line, "; payload {}", hex(frame.payload.as_slice()));
+        }
+        None => {}
+    }
+    if frame.more() > 0 {
+        let _ = write!(line, " (+{} more bytes)", frame.more());
+    }
+    line
+}
+
+/// Appends the frame as a JSON object (the fields the README's protocol section lists).
+pub fn write_frame_json(out: &mut String, frame: &FrameRecord) {
+    let direction = match frame.direction {
+        Direction::Received => "received",
+        Direction::Sent => "sent",
+    };
+    let first = frame.first();
+    let _ = write!(
+        out,
+        "{{\"direction\":\"{direction}\",\"header\":\"{}\",\"fin\":{},\"rsv1\":{},\
+         \"rsv2\":{},\"rsv3\":{},\"opcode\":{},\"opcodeName\":\"{}\",\"mask\":{},",
+        hex(frame.header()),
+        frame.fin(),
+        first & 0x40 != 0,
+        first & 0x20 != 0,
+        first & 0x10 != 0,
+        frame.opcode(),
+        opcode_name(frame.opcode()),
+        frame.mask().is_some(),
+    );
+    out.push_str("\"maskingKey\":");
+    match frame.mask() {
+        Some(key) => write_json_string(out, &hex(key)),
+        None => out.push_str("null"),
+    }
+    let _ = write!(
+        out,
+        ",\"payloadLength\":{},\"lengthEncoding\":\"{}\",\"payloadMasked\":\"{}\",\
+         \"payloadHex\":\"{}\",\"payloadText\":",
+        frame.payload_len,
+        length_name(frame.length_format()),
+        hex(frame.on_wire.as_slice()),
+        hex(frame.payload.as_slice()),
+    );
+    write_json_option(out, preview_text(frame).as_deref());
+    let _ = write!(out, ",\"more\":{},\"closeCode\":", frame.more());
+    match frame.close_code() {
+        Some(code) => {
+            let _ = write!(out, "{code}");
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"closeReason\":");
+    let reason = frame.close_code().and(preview_text(frame));
+    write_json_option(out, reason.as_deref());
+    out.push('}');
+}
+
+/// The trace line of a record.
+pub fn record_line(record: &Record) -> String {
+    match record {
+        Record::Frame(frame) => frame_line(frame),
+        Record::Failure(failure) => failure_line(failure),
     }
 }
 
-/// One frame as it crossed the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameRecord {
-    /// Which way it went.
-    pub direction: Direction,
-    /// The header bytes, exactly as on the wire.
-    header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
-    /// The payload length the header announces.
-    pub payload_len: u64,
-    /// The first payload bytes as they crossed the wire (masked, if the frame was).
-    pub on_wire: Preview,
-    /// The same bytes unmasked.
-    pub payload: Preview,
+/// The line of a failure: the rule broken, and the bytes that broke it.
+fn failure_line(failure: &Failure) -> String {
+    let err = failure.error;
+    format!(
+        "! failed: {err}, breaking RFC 6455 {}; offending bytes {}; close {} sent",
+        err.rule(),
+        hex(failure.bytes.as_slice()),
+        err.close_code()
+    )
 }
 
-impl FrameRecord {
-    /// A record of a frame the peer sent, before any of its payload.
-    pub fn received(header: &FrameHeader) -> FrameRecord {
-        let mut bytes = [0; MAX_HEADER_LEN];
-        let len = header.encode_client(&mut bytes);
-        FrameRecord {
-            direction: Direction::Received,
-            header: bytes,
-            header_len: len,
-            payload_len: header.payload_len,
-            on_wire: Preview::new(),
-            payload: Preview::new(),
-        }
-    }
+/// The frame inspector of one connection: the frames of the data message in progress, for
+/// the message that describes it to the page.
+#[derive(Debug, Default)]
+pub struct Inspector {
+    frames: Vec<FrameRecord>,
+    /// Frames past the first [`Inspector::FRAMES`] of a message, counted, not kept.
+    omitted: u64,
+}
 
-    /// A record of an (unmasked) frame the server sent: `header` is its encoded header,
-    /// and `payload` the pieces of its payload, in order.
-    pub fn sent(header: &[u8], payload: &[&[u8]]) -> FrameRecord {
-        let mut bytes = [0; MAX_HEADER_LEN];
-        let len = header.len().min(MAX_HEADER_LEN);
-        bytes[..len].copy_from_slice(&header[..len]);
-        let mut preview = Preview::new();
-        for piece in payload {
-            preview.extend(piece);
-        }
-        FrameRecord {
-            direction: Direction::Sent,
-            header: bytes,
-            header_len: len,
-            payload_len: payload.iter().map(|piece| piece.len() as u64).sum(),
-            on_wire: preview,
-            payload: preview,
-        }
-    }
+impl Inspector {
+    /// The most frames of one message an inspector message describes.
+    const FRAMES: usize = 16;
 
-    /// The header bytes.
-    pub fn header(&self) -> &[u8] {
-        &self.header[..self.header_len]
-    }
-
-    fn first(&self) -> u8 {
-        self.header.first().copied().unwrap_or(0)
-    }
-
-    /// FIN.
-    pub fn fin(&self) -> bool {
-        self.first() & 0x80 != 0
-    }
-
-    /// The opcode's 4 bits.
-    pub fn opcode(&self) -> u8 {
-        self.first() & 0x0F
-    }
-
-    /// The masking key, if the frame is masked.
-    pub fn mask(&self) -> Option<&[u8]> {
-        (self.header_len >= 6 && self.header[1] & 0x80 != 0)
-            .then(|| &self.header[self.header_len - 4..self.header_len])
-    }
-
-    /// Which encoding carried the payload length.
-    pub fn length_format(&self) -> LengthFormat {
-        LengthFormat::from_field(self.header[1])
-    }
-
-    /// How many payload bytes are not in the preview.
-    pub fn more(&self) -> u64 {
-        self.payload_len - self.payload.as_slice().len() as u64
-    }
-
-    /// The payload preview as text, for frames whose payload is text: text and
-    /// continuation frames (a continuation may belong to a text message) and close
-    /// reasons. A code point cut by the preview's end shows as U+FFFD.
-    fn text(&self) -> Option<String> {
-        let preview = self.payload.as_slice();
-        match Opcode::from_wire(self.opcode()) {
-            Some(Opcode::Text | Opcode::Continuation) => {
-                Some(String::from_utf8_lossy(preview).into_owned())
+    /// Files what the protocol recorded: data frames wait for their message; a control
+    /// frame the peer sent becomes an inspector message at once, with the protocol's
+    /// answer to it (the next record, when it is a frame sent in reply), and so does a
+    /// control frame the server sends on its own (a keepalive ping, a 1001 close).
+    pub fn control_messages(&mut self, records: &[Record]) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut records = records.iter().peekable();
+        while let Some(record) = records.next() {
+            let Record::Frame(frame) = record else {
+                continue;
+            };
+            match frame.direction {
+                Direction::Received if frame.is_control() => {
+                    let reply = records.next_if(|next| {
+                        matches!(next, Record::Frame(reply) if reply.direction == Direction::Sent)
+                    });
+                    let reply = match reply {
+                        Some(Record::Frame(reply)) => Some(reply),
+                        _ => None,
+                    };
+                    messages.push(control_json(Some(frame), reply));
+                }
+                Direction::Received if self.frames.len() < Inspector::FRAMES => {
+                    self.frames.push(*frame);
+                }
+                Direction::Received => self.omitted += 1,
+                Direction::Sent => messages.push(control_json(None, Some(frame))),
             }
-            Some(Opcode::Close) => {
-                Some(String::from_utf8_lossy(preview.get(2..).unwrap_or(&[])).into_owned())
-            }
-            _ => None,
         }
+        messages
     }
 
-    /// The code of a close frame, if it carries one.
-    fn close_code(&self) -> Option<u16> {
-        match (self.opcode(), self.payload.as_slice()) {
-            (0x8, [high, low, ..]) => Some(u16::from_be_bytes([*high, *low])),
-            _ => None,
+    /// Puts `messages` into `out` at `at`, ahead of the answers the protocol queued there.
+    ///
+    /// RFC 6455 §5.5.1 lets an endpoint "delay sending a Close frame until its current
+    /// message is sent", and a close reply is the only answer that needs the room. The
+    /// caller vouches that none of our close frames lies before `at`: §5.5.1 also says
+    /// "After sending a Close frame, the endpoint MUST NOT send any further data frames".
+    /// So these data frames are built here rather than through [`Protocol::send_header`],
+    /// which refuses once a close frame is queued anywhere.
+    pub fn insert_before(messages: &[String], at: usize, out: &mut Vec<u8>) {
+        let answers = out.split_off(at);
+        for message in messages {
+            frame::encode_frame(out, Opcode::Text, message.as_bytes());
         }
+        out.extend_from_slice(&answers);
     }
 
-    /// One line: `<` received or `>` sent, the opcode, FIN, any RSV bits, MASK and its key,
-    /// the length and its encoding, the header bytes, and the payload preview.
-    pub fn trace_line(&self) -> String {
-        let arrow = match self.direction {
-            Direction::Received => '<',
-            Direction::Sent => '>',
-        };
-        let mut line = format!("{arrow} {}", opcode_name(self.opcode()));
-        line.push_str(if self.fin() { " fin" } else { " not-fin" });
-        let rsv = (self.first() >> 4) & 0x7;
-        if rsv != 0 {
-            let _ = write!(line, " rsv={rsv:03b}");
+    /// Queues the inspector message for the data message just received, and its echo,
+    /// `sent`, whose header lies in `out` from `start`: ahead of the echo it describes.
+    pub fn describe_reply(
+        &mut self,
+        protocol: &Protocol,
+        sent: &FrameRecord,
+        start: usize,
+        out: &mut Vec<u8>,
+    ) {
+        let json = message_json(&self.frames, self.omitted, sent);
+        self.frames.clear();
+        self.omitted = 0;
+        let echo_header = out.split_off(start);
+        if protocol
+            .send_header(MessageKind::Text, json.len(), out)
+            .is_ok()
+        {
+            out.extend_from_slice(json.as_bytes());
         }
-        if let Some(key) = self.mask() {
-            let _ = write!(line, " mask={}", hex_compact(key));
-        }
-        let _ = write!(
-            line,
-            " len={} ({}); header {}",
-            self.payload_len,
-            length_name(self.length_format()),
-            hex(self.header())
-        );
-        if let Some(code) = self.close_code() {
-            let _ = write!(line, "; close {code}");
-        }
-        match self.text() {
-            Some(text) if text.is_empty() && self.opcode() == 0x8 => {}
-            Some(text) => {
-                let _ = write!(line, "; payload \"{}\"", escape_trace(&text));
-            }
-            None if self.payload_len > 0 => {
-                let _ = write!(line, "; payload {}", hex(self.payload.as_slice()));
-            }
-            None => {}
-        }
-        if self.more() > 0 {
-            let _ = write!(line, " (+{} more bytes)", self.more());
-        }
-        line
-    }
-
-    /// The frame as a JSON object (the fields the README's protocol section lists).
-    pub fn write_json(&self, out: &mut String) {
-        let direction = match self.direction {
-            Direction::Received => "received",
-            Direction::Sent => "sent",
-        };
-        let first = self.first();
-        let _ = write!(
-            out,
-            "{{\"direction\":\"{direction}\",\"header\":\"{}\",\"fin\":{},\"rsv1\":{},\
-             \"rsv2\":{},\"rsv3\":{},\"opcode\":{},\"opcodeName\":\"{}\",\"mask\":{},",
-            hex(self.header()),
-            self.fin(),
-            first & 0x40 != 0,
-            first & 0x20 != 0,
-            first & 0x10 != 0,
-            self.opcode(),
-            opcode_name(self.opcode()),
-            self.mask().is_some(),
-        );
-        out.push_str("\"maskingKey\":");
-        match self.mask() {
-            Some(key) => write_json_string(out, &hex(key)),
-            None => out.push_str("null"),
-        }
-        let _ = write!(
-            out,
-            ",\"payloadLength\":{},\"lengthEncoding\":\"{}\",\"payloadMasked\":\"{}\",\
-             \"payloadHex\":\"{}\",\"payloadText\":",
-            self.payload_len,
-            length_name(self.length_format()),
-            hex(self.on_wire.as_slice()),
-            hex(self.payload.as_slice()),
-        );
-        write_json_option(out, self.text().as_deref());
-        let _ = write!(out, ",\"more\":{},\"closeCode\":", self.more());
-        match self.close_code() {
-            Some(code) => {
-                let _ = write!(out, "{code}");
-            }
-            None => out.push_str("null"),
-        }
-        out.push_str(",\"closeReason\":");
-        let reason = self.close_code().and(self.text());
-        write_json_option(out, reason.as_deref());
-        out.push('}');
-    }
-}
-
-/// What the protocol saw: a frame, or the failure that ended the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Record {
-    /// A frame in either direction.
-    Frame(FrameRecord),
-    /// The peer broke a rule: the error and the bytes that showed it.
-    Failure(ProtocolError, Preview),
-}
-
-impl Record {
-    /// The record's trace line.
-    pub fn trace_line(&self) -> String {
-        match self {
-            Record::Frame(frame) => frame.trace_line(),
-            Record::Failure(err, bytes) => format!(
-                "! failed: {err}, breaking RFC 6455 {}; offending bytes {}; close {} sent",
-                err.rule(),
-                hex(bytes.as_slice()),
-                err.close_code()
-            ),
-        }
+        out.extend_from_slice(&echo_header);
     }
 }
 
@@ -343,10 +271,10 @@ pub fn message_json(received: &[FrameRecord], omitted: u64, sent: &FrameRecord) 
         if i > 0 {
             out.push(',');
         }
-        frame.write_json(&mut out);
+        write_frame_json(&mut out, frame);
     }
     let _ = write!(out, "],\"omitted\":{omitted},\"sent\":");
-    sent.write_json(&mut out);
+    write_frame_json(&mut out, sent);
     out.push('}');
     out
 }
@@ -364,7 +292,7 @@ pub fn control_json(received: Option<&FrameRecord>, sent: Option<&FrameRecord>) 
 
 fn write_json_frame(out: &mut String, frame: Option<&FrameRecord>) {
     match frame {
-        Some(frame) => frame.write_json(out),
+        Some(frame) => write_frame_json(out, frame),
         None => out.push_str("null"),
     }
 }
@@ -461,6 +389,9 @@ fn length_name(format: LengthFormat) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ProtocolError;
+    use crate::frame::FrameHeader;
+    use crate::record::{Preview, PREVIEW};
     use crate::Status;
 
     /// The RFC 6455 §5.7 masked "Hello", as its record comes out of the protocol.
@@ -480,12 +411,12 @@ mod tests {
     #[test]
     fn traces_the_rfc_hello_frame() {
         assert_eq!(
-            masked_hello().trace_line(),
+            frame_line(&masked_hello()),
             "< text fin mask=37fa213d len=5 (7-bit); header 81 85 37 fa 21 3d; payload \"Hello\""
         );
         let reply = FrameRecord::sent(&[0x81, 0x11], &[b"Server got: ", b"Hello"]);
         assert_eq!(
-            reply.trace_line(),
+            frame_line(&reply),
             "> text fin len=17 (7-bit); header 81 11; payload \"Server got: Hello\""
         );
     }
@@ -493,7 +424,7 @@ mod tests {
     #[test]
     fn describes_the_rfc_hello_frame_in_json() {
         let mut json = String::new();
-        masked_hello().write_json(&mut json);
+        write_frame_json(&mut json, &masked_hello());
         assert_eq!(
             json,
             "{\"direction\":\"received\",\"header\":\"81 85 37 fa 21 3d\",\"fin\":true,\
@@ -524,13 +455,13 @@ mod tests {
     #[test]
     fn binary_and_invalid_utf8_show_as_hex() {
         let binary = FrameRecord::sent(&[0x82, 0x03], &[&[0xff, 0x00, 0x80]]);
-        assert!(binary.trace_line().ends_with("; payload ff 00 80"));
+        assert!(frame_line(&binary).ends_with("; payload ff 00 80"));
         let mut json = String::new();
-        binary.write_json(&mut json);
+        write_frame_json(&mut json, &binary);
         assert!(json.contains("\"payloadHex\":\"ff 00 80\",\"payloadText\":null"));
         // A text frame's preview may end inside a code point: it shows as U+FFFD.
         let text = FrameRecord::sent(&[0x81, 0x02], &[&[0xe2, 0x82]]);
-        assert!(text.trace_line().ends_with("payload \"\u{FFFD}\""));
+        assert!(frame_line(&text).ends_with("payload \"\u{FFFD}\""));
     }
 
     #[test]
@@ -542,7 +473,7 @@ mod tests {
         assert_eq!(record.payload.as_slice().len(), PREVIEW);
         assert_eq!(record.payload_len, 70_012);
         assert_eq!(record.more(), 70_012 - 64);
-        assert!(record.trace_line().ends_with(" (+69948 more bytes)"));
+        assert!(frame_line(&record).ends_with(" (+69948 more bytes)"));
         assert_eq!(record.length_format(), LengthFormat::Bits64);
     }
 
@@ -556,7 +487,7 @@ mod tests {
             let mut bytes = Vec::new();
             crate::frame::encode_header(&mut bytes, Opcode::Text, len, None);
             let record = FrameRecord::sent(&bytes, &[&vec![b'x'; len]]);
-            let line = record.trace_line();
+            let line = frame_line(&record);
             assert!(
                 line.contains(&format!("len={len} ({name}); header {header};")),
                 "{line}"
@@ -568,11 +499,11 @@ mod tests {
     fn traces_a_close_with_its_code_and_reason() {
         let close = FrameRecord::sent(&[0x88, 0x05], &[&[0x03, 0xe8, b'b', b'y', b'e']]);
         assert_eq!(
-            close.trace_line(),
+            frame_line(&close),
             "> close fin len=5 (7-bit); header 88 05; close 1000; payload \"bye\""
         );
         let mut json = String::new();
-        close.write_json(&mut json);
+        write_frame_json(&mut json, &close);
         assert!(
             json.ends_with("\"closeCode\":1000,\"closeReason\":\"bye\"}"),
             "{json}"
@@ -581,9 +512,13 @@ mod tests {
 
     #[test]
     fn traces_a_failure_with_its_rule_and_bytes() {
-        let failure = Record::Failure(ProtocolError::Unmasked, Preview::of(&[0x81, 0x05]));
+        let failure = Record::Failure(Failure {
+            error: ProtocolError::Unmasked,
+            bytes: Preview::of(&[0x81, 0x05]),
+            place: crate::record::Place::Header,
+        });
         assert_eq!(
-            failure.trace_line(),
+            record_line(&failure),
             "! failed: client frame not masked, breaking RFC 6455 §5.1: a client MUST mask \
              every frame it sends; offending bytes 81 05; close 1002 sent"
         );

@@ -29,8 +29,10 @@
 
 pub mod close;
 pub mod config;
+pub mod connection_log;
 pub mod echo;
 pub mod error;
+pub mod exchange;
 pub mod forwarded;
 pub mod frame;
 pub mod handshake;
@@ -38,7 +40,10 @@ pub mod http;
 pub mod inspect;
 pub mod page;
 pub mod protocol;
+pub mod record;
 pub mod server;
+pub mod session;
+pub mod socket;
 pub mod tracer;
 pub mod workers;
 

@@ -27,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::log;
+use crate::socket::is_timeout;
 
 /// How long to wait after a failed `accept` (e.g. out of file descriptors), or a thread
 /// that could not be started, before trying again.
@@ -212,14 +213,6 @@ where
             })
             .is_ok()
     }
-}
-
-/// Whether an I/O error is a timeout (`SO_RCVTIMEO` / `SO_SNDTIMEO` ran out).
-pub fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ mod props;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestCaseResult};
 use pure_ws::handshake::AcceptSteps;
-use pure_ws::inspect::{self, Direction, FrameRecord, Record, PREVIEW};
+use pure_ws::inspect;
 use pure_ws::protocol::Protocol;
+use pure_ws::record::{Direction, FrameRecord, Record, PREVIEW};
 use serde_json::Value;
 
 use common::wire::{self, LenField, BINARY, CLOSE, FIN, PING, PONG, TEXT};
@@ -164,7 +165,7 @@ proptest! {
         prop_assert!(received.is_some(), "no record of the frame: {:?}", records);
         let received = received.unwrap();
         for frame in &frames {
-            prop_assert!(!frame.trace_line().contains('\n'));
+            prop_assert!(!inspect::frame_line(frame).contains('\n'));
         }
         let reply = frames.iter().find(|f| f.direction == Direction::Sent);
         let wrapped = if received.opcode() & 0x8 != 0 {

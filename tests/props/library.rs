@@ -51,7 +51,7 @@ impl Core {
         let tracked = heap::Tracked::start();
         let (used, event) = self.0.receive(input, out);
         drop(tracked);
-        (used, event.map(|event| self.ev(event, input)))
+        (used, event.map(|event| self.ev(event)))
     }
 
     /// Whether the connection is over: nothing more will be read.
@@ -60,10 +60,10 @@ impl Core {
     }
 
     /// The test's own copy of an event, with the message it announced read from the
-    /// protocol (given the same `input` as the `receive` call).
-    fn ev(&self, event: Event, input: &[u8]) -> Ev {
+    /// protocol.
+    fn ev(&self, event: Event) -> Ev {
         match event {
-            Event::Message => match self.0.message(input) {
+            Event::Message(delivery) => match self.0.message(&delivery) {
                 Some(Message::Text(text)) => Ev::Text(text.to_string()),
                 Some(Message::Binary(bytes)) => Ev::Binary(bytes.to_vec()),
                 None => panic!("Event::Message with no message to read"),
