@@ -1,28 +1,33 @@
 //! pure-ws: a WebSocket echo server that implements RFC 6455 by hand.
 //!
-//! A sans-I/O protocol core inside a thin blocking shell:
+//! A sans-I/O protocol core inside a thin blocking shell. The modules in layers, from the
+//! bottom up: each module uses only modules listed above it (`tests/layers.rs` checks it,
+//! reading this table), so the core never depends on what presents or drives it.
 //!
-//! - [`config`]: every setting, limit and timeout, with its default.
-//! - [`http`]: the bounded, incremental request-head reader and parser; plain HTTP responses.
-//! - [`handshake`]: upgrade validation, subprotocol selection and `Sec-WebSocket-Accept`
-//!   (RFC 6455 §4).
-//! - [`forwarded`]: the client behind a trusted proxy (`X-Forwarded-For`, RFC 7239), for
-//!   the log.
-//! - [`frame`]: frame headers, opcodes, length formats and masking (RFC 6455 §5.2–5.3).
-//! - [`close`]: close codes and close payloads (RFC 6455 §5.5.1, §7.4).
-//! - [`protocol`]: the per-connection state machine: fragmentation, control frames, UTF-8,
-//!   limits, the close handshake, failing. Bytes in, events and bytes out; no I/O.
-//! - [`error`]: protocol violations as data, each with its close code.
-//! - [`echo`]: the application: a message in, the reply out.
-//! - [`inspect`]: frames as they crossed the wire, as trace lines (`--trace`) and as the
-//!   JSON of the page's frame inspector.
-//! - [`page`]: the page served at `/`, joined from `static/` into one document at build time.
-//! - [`server`]: the shell: accept loop, a thread per connection, reads, writes and timeouts.
-//! - [`workers`]: the threads: each waits in `accept` itself and serves what it accepted,
-//!   so churn neither creates threads nor hands connections between them.
-//! - [`tracer`]: the trace's writer thread, which a slow stderr cannot make connections wait for.
+//! | layer       | module               | its one job                                                      |
+//! |-------------|----------------------|------------------------------------------------------------------|
+//! | wire        | [`close`]            | close codes and close payloads, checked off the wire (§5.5.1, §7.4) |
+//! | wire        | [`error`]            | protocol violations as data, each with its close code            |
+//! | wire        | [`frame`]            | frame headers, opcodes, the three length formats, masking (§5.2–5.3) |
+//! | records     | [`record`]           | what crossed the wire, as plain data, for the trace and inspector |
+//! | core        | [`protocol`]         | the per-connection state machine: bytes in, events and bytes out |
+//! | http        | [`http`]             | the bounded request-head reader, the strict parser, responses    |
+//! | http        | [`handshake`]        | upgrade validation, subprotocols, `Sec-WebSocket-Accept` (§4)    |
+//! | http        | [`forwarded`]        | the client behind a trusted proxy, for the log                   |
+//! | http        | [`page`]             | the page served at `/`, embedded at build time                   |
+//! | application | [`echo`]             | a message in, the reply out                                      |
+//! | application | [`config`]           | every setting, limit and timeout, with its default               |
+//! | rendering   | [`inspect`]          | records as trace lines and inspector JSON; the inspector's glue  |
+//! | shell       | [`socket`]           | a connection's socket: options, counted reads and writes, closing |
+//! | shell       | [`tracer`]           | the trace's writer thread, which never makes a connection wait   |
+//! | shell       | [`connection_log`]   | the line logged when a connection ends, and how far it got       |
+//! | shell       | [`workers`]          | the threads: each waits in `accept` and serves what it accepted  |
+//! | shell       | [`session`]          | the WebSocket session: read, process, write, keep alive          |
+//! | shell       | [`exchange`]         | the HTTP phase: the request head, the page, errors, the upgrade  |
+//! | shell       | [`server`]           | binding, admission, isolation of each connection, the 503s       |
 //!
-//! `main.rs` only turns the command line into a [`Config`] and runs a [`Server`].
+//! `main.rs` only turns the command line into a [`Config`] and runs a [`Server`]. The crate
+//! root holds the little every layer shares: [`Status`] and the escaping log writer.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

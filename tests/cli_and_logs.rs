@@ -5,13 +5,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::process::wait_for_idle_threads;
 use common::wire::CLOSE;
-use common::{close_payload, echo, read_close, Server};
+use common::{close_payload, echo, eventually, read_close, run_binary, Killed, Server};
 
 // ---------------------------------------------------------------------------------------
 // Observability
@@ -112,18 +112,16 @@ fn start_with_stdout_closed() -> Option<Killed> {
     );
     // Whoever started the server stopped reading before it printed anything.
     drop(child.0.stdout.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stream = loop {
+    let listening = eventually(Duration::from_secs(10), || {
         if let Some(status) = child.0.try_wait().unwrap() {
             assert_eq!(status.code(), Some(1), "the server died: {status}");
-            return None;
+            return Ok(None);
         }
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            Err(err) => assert!(Instant::now() < deadline, "never listened: {err}"),
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(Some)
+            .map_err(|err| format!("never listened: {err}"))
+    });
+    let stream = listening?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -146,37 +144,6 @@ fn a_closed_stdout_does_not_stop_the_server() {
 // ---------------------------------------------------------------------------------------
 // The command line
 
-/// Runs the binary with `args` to completion (it must exit within a few seconds).
-fn run_binary(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pure-ws");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("pure-ws {args:?} did not exit: {output:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// A child process killed when dropped, so a failed assertion does not leak it.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_bad_command_line_prints_usage_and_exits_with_2() {
     for args in [
@@ -190,7 +157,7 @@ fn a_bad_command_line_prints_usage_and_exits_with_2() {
         &["--ping-interval", "-1"],
         &["--echo", "loud"],
     ] {
-        let output = run_binary(args);
+        let output = run_binary(args, None);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("Usage"), "{args:?}: {stderr}");
@@ -201,7 +168,7 @@ fn a_bad_command_line_prints_usage_and_exits_with_2() {
 fn a_port_in_use_is_a_one_line_error_not_a_panic() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let output = run_binary(&["--port", &port]);
+    let output = run_binary(&["--port", &port], None);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{output:?}");
     assert_ne!(
@@ -218,7 +185,7 @@ fn a_port_in_use_is_a_one_line_error_not_a_panic() {
 
 #[test]
 fn help_lists_every_option() {
-    let output = run_binary(&["--help"]);
+    let output = run_binary(&["--help"], None);
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for option in [

@@ -11,20 +11,12 @@ use std::time::{Duration, Instant};
 use common::process::wait_for_idle_threads;
 use common::wire::{self, BINARY, CLOSE, FIN};
 use common::{
-    close_payload, echo, read_close, still_echoes, upgrade_request, upgrade_with, Server,
+    close_payload, echo, eventually, read_close, still_echoes, upgrade_request, upgrade_with,
+    Server,
 };
 
 // ---------------------------------------------------------------------------------------
 // --max-connections
-
-/// Polls `condition` until it holds, failing the test after `limit`.
-fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn over_max_connections_a_client_gets_503_until_a_slot_frees() {
@@ -40,13 +32,14 @@ fn over_max_connections_a_client_gets_503_until_a_slot_frees() {
     assert_eq!(read_close(&mut first), Some(1000));
     first.expect_eof();
     drop(first);
-    let mut third = None;
-    wait_until(Duration::from_secs(5), "a free slot", || {
+    let mut third = eventually(Duration::from_secs(5), || {
         let (client, head) = server.handshake(&upgrade_request("/"));
-        third = head.starts_with("HTTP/1.1 101 ").then_some(client);
-        third.is_some()
+        match head.starts_with("HTTP/1.1 101 ") {
+            true => Ok(client),
+            false => Err(format!("no free slot yet: {head}")),
+        }
     });
-    echo(&mut third.unwrap(), "three");
+    echo(&mut third, "three");
     echo(&mut second, "two again");
 }
 

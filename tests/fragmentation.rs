@@ -70,28 +70,3 @@ fn a_close_between_fragments_is_answered() {
     assert_eq!(reply.close_code(), Some(1000));
     client.expect_eof();
 }
-
-#[test]
-fn a_continuation_without_a_started_message_is_refused() {
-    let server = Server::start(&["--quiet"]);
-    let mut client = server.ws();
-    client.send_frame(true, CONTINUATION, b"orphan");
-    client.expect_close(1002);
-}
-
-#[test]
-fn a_new_data_frame_inside_a_fragmented_message_is_refused() {
-    let server = Server::start(&["--quiet"]);
-    let mut client = server.ws();
-    client.send_frame(false, TEXT, b"first");
-    client.send_frame(true, TEXT, b"second");
-    client.expect_close(1002);
-}
-
-#[test]
-fn fragmented_control_frames_are_refused() {
-    let server = Server::start(&["--quiet"]);
-    let mut client = server.ws();
-    client.send_frame(false, PING, b"half");
-    client.expect_close(1002);
-}

@@ -138,14 +138,6 @@ fn frames_split_at_every_possible_point_are_reassembled() {
 }
 
 #[test]
-fn unmasked_client_frames_are_refused_with_1002() {
-    let server = Server::start(&["--quiet"]);
-    let mut client = server.ws();
-    client.send(&wire::frame(FIN | TEXT, b"bare", None));
-    client.expect_close(1002);
-}
-
-#[test]
 fn an_all_zero_mask_is_still_a_mask() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();

@@ -5,11 +5,11 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::process::rss;
 use common::wire::{masked, BINARY, CLOSE};
-use common::Server;
+use common::{eventually, Server};
 
 const CONNECTIONS: usize = 16;
 const MESSAGE_SIZE: usize = 4 << 20;
@@ -23,15 +23,13 @@ fn rss_kib(server: &Server) -> u64 {
     rss(server) / 1024
 }
 
-/// The server's RSS in KiB once it is at most `bound`, or after 5 s, whichever is first.
-fn rss_within_5_s(server: &Server, bound: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut rss = rss_kib(server);
-    while rss > bound && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-        rss = rss_kib(server);
-    }
-    rss
+/// Waits up to 5 s for the server's RSS to be at most `bound` KiB; `why` says what the
+/// bound is, for the failure.
+fn rss_within_5_s(server: &Server, bound: u64, why: &str) {
+    eventually(Duration::from_secs(5), || match rss_kib(server) {
+        rss if rss <= bound => Ok(()),
+        rss => Err(format!("RSS {rss} KiB, over {why} ({bound} KiB)")),
+    });
 }
 
 #[test]
@@ -72,11 +70,8 @@ fn memory_returns_to_baseline_after_a_burst_of_large_messages() {
     // Far from what a burst that stays resident leaves (tens of MiB), and from the idle
     // baseline (2 MiB): allocator bookkeeping and thread stacks freed late fit under it.
     let bound = 2 * baseline + 8 * 1024;
-    let rss = rss_within_5_s(&server, bound);
-    assert!(
-        rss <= bound,
-        "RSS {rss} KiB 5 s after the burst, over 2 x the {baseline} KiB baseline + 8 MiB"
-    );
+    let why = format!("2 x the {baseline} KiB baseline + 8 MiB after the burst");
+    rss_within_5_s(&server, bound, &why);
 }
 
 #[test]
@@ -92,11 +87,8 @@ fn a_quiet_connection_hands_back_its_large_message_buffer() {
     // The buffer is kept while messages keep coming, and handed back about a second after
     // the connection goes quiet, while it stays open.
     let bound = baseline + 4 * 1024;
-    let rss = rss_within_5_s(&server, bound);
-    assert!(
-        rss <= bound,
-        "RSS {rss} KiB with the connection quiet, baseline {baseline} KiB"
-    );
+    let why = format!("the {baseline} KiB baseline + 4 MiB with the connection quiet");
+    rss_within_5_s(&server, bound, &why);
     // The connection still works, and a later large message still echoes.
     client.send(&masked(true, BINARY, &payload));
     assert_eq!(client.read_frame().payload.len(), payload.len());

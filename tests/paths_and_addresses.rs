@@ -1,60 +1,12 @@
 //! Where the server can be reached: upgrades on any path, absolute-form targets (RFC 9112
-//! §3.2.2), IPv6 listen addresses, the `PORT` environment variable, and origins compared
-//! as RFC 6455 §4.2.2 says (lower-cased).
+//! §3.2.2), the `PORT` environment variable, and origins compared as RFC 6455 §4.2.2 says
+//! (lower-cased). IPv6 addresses are in `ipv6.rs`.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Output, Stdio};
-use std::thread;
+use std::net::SocketAddr;
 
-use common::{status, upgrade_request, Client, Server};
-
-/// Runs the binary to completion (for command lines it refuses).
-fn run(args: &[&str], port_env: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pure-ws"));
-    command.args(args).env_remove("PORT");
-    if let Some(port) = port_env {
-        command.env("PORT", port);
-    }
-    command.output().expect("run pure-ws")
-}
-
-/// The binary, killed when dropped, and the first line it printed.
-struct Started(Child, String);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str], port_env: &str) -> Started {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
-        .args(args)
-        .env("PORT", port_env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pure-ws");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("read the first line");
-    // Keep reading, so the server never writes to a closed pipe.
-    thread::spawn(move || for _ in stdout.lines() {});
-    Started(child, first)
-}
-
-/// Whether this machine has an IPv6 loopback to test with.
-fn has_ipv6_loopback() -> bool {
-    let ok = TcpListener::bind("[::1]:0").is_ok();
-    if !ok {
-        eprintln!("skipped: no IPv6 loopback on this machine");
-    }
-    ok
-}
+use common::{run_binary, start_binary, status, upgrade_request, Client, Server};
 
 #[test]
 fn upgrades_are_accepted_on_any_path_and_query() {
@@ -131,49 +83,9 @@ fn origins_compare_without_case_in_scheme_and_host_but_exactly_in_port() {
 }
 
 #[test]
-fn listens_on_ipv6_loopback_with_or_without_brackets() {
-    if !has_ipv6_loopback() {
-        return;
-    }
-    for host in ["::1", "[::1]"] {
-        let server = Server::start(&["--host", host]);
-        assert!(server.addr.is_ipv6(), "{host}: {}", server.addr);
-        let mut client = server.ws();
-        client.send_text("v6");
-        client.expect_text("Server got: v6");
-        drop(client);
-        // The per-connection line prints the peer in brackets.
-        let line = server.wait_for_log("websocket");
-        assert!(line.starts_with("[::1]:"), "{line}");
-    }
-}
-
-#[test]
-fn the_startup_line_and_errors_print_ipv6_in_brackets() {
-    if !has_ipv6_loopback() {
-        return;
-    }
-    let started = start(&["--host", "::1", "--port", "0"], "1");
-    assert!(
-        started.1.starts_with("pure-ws listening on http://[::1]:"),
-        "{}",
-        started.1
-    );
-    let taken = TcpListener::bind("[::1]:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
-    let output = run(&["--host", "[::1]", "--port", &port], None);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot listen on [::1]:{port}")),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn the_port_environment_variable_is_used_without_port() {
     let port = common::free_port();
-    let started = start(&[], &port.to_string());
+    let started = start_binary(&[], &port.to_string());
     let url = format!("http://127.0.0.1:{port}");
     assert!(started.1.contains(&url), "{}", started.1);
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
@@ -184,7 +96,7 @@ fn the_port_environment_variable_is_used_without_port() {
 
 #[test]
 fn the_port_option_wins_over_the_environment() {
-    let started = start(&["--port", "0"], "1");
+    let started = start_binary(&["--port", "0"], "1");
     assert!(started.1.contains("http://127.0.0.1:"), "{}", started.1);
     assert!(!started.1.contains("127.0.0.1:1\n"), "{}", started.1);
 }
@@ -192,7 +104,7 @@ fn the_port_option_wins_over_the_environment() {
 #[test]
 fn an_invalid_port_environment_variable_is_a_usage_error() {
     for bad in ["", "http", "65536", "-1", "80 "] {
-        let output = run(&[], Some(bad));
+        let output = run_binary(&[], Some(bad));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
         assert!(stderr.contains("PORT"), "{bad:?}: {stderr}");
@@ -203,7 +115,7 @@ fn an_invalid_port_environment_variable_is_a_usage_error() {
 #[test]
 fn an_invalid_bracketed_host_is_a_usage_error() {
     for bad in ["[127.0.0.1]", "[::1", "[]"] {
-        let output = run(&["--host", bad, "--port", "0"], None);
+        let output = run_binary(&["--host", bad, "--port", "0"], None);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
         assert!(stderr.contains("--host"), "{bad:?}: {stderr}");

@@ -5,20 +5,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{upgrade_request, Client, Server};
+use common::{upgrade_with, Server};
 
 /// An upgrade request to `/` with these extra header lines.
 fn offering(lines: &[&str]) -> String {
     let extra: String = lines.iter().map(|line| format!("{line}\r\n")).collect();
-    upgrade_request("/").replace("\r\n\r\n", &format!("\r\n{extra}\r\n"))
-}
-
-/// Sends `request` and returns the client and the response head.
-fn handshake(server: &Server, request: &str) -> (Client, String) {
-    let mut client = Client::new(server.connect());
-    client.send(request.as_bytes());
-    let head = client.read_head();
-    (client, head)
+    upgrade_with(&extra)
 }
 
 /// The value of the response's `Sec-WebSocket-Protocol` header, if any.
@@ -32,7 +24,7 @@ fn selected(head: &str) -> Option<String> {
 
 /// Checks a 101 that selected `expected`, and that the connection echoes.
 fn expect_selected(server: &Server, lines: &[&str], expected: Option<&str>) {
-    let (mut client, head) = handshake(server, &offering(lines));
+    let (mut client, head) = server.handshake(&offering(lines));
     assert!(head.starts_with("HTTP/1.1 101 "), "{lines:?}: {head}");
     assert_eq!(selected(&head).as_deref(), expected, "{lines:?}: {head}");
     client.send_text("hi");
@@ -125,7 +117,7 @@ fn malformed_protocol_lists_are_refused_with_400_and_a_reason() {
 #[test]
 fn the_log_line_names_the_selected_subprotocol() {
     let server = Server::start(&[]);
-    let (client, head) = handshake(&server, &offering(&["Sec-WebSocket-Protocol: chat"]));
+    let (client, head) = server.handshake(&offering(&["Sec-WebSocket-Protocol: chat"]));
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     drop(client);
     let line = server.wait_for_log("websocket");

@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -98,18 +98,14 @@ impl Server {
 
     /// Waits until a stderr line contains `needle`, and returns it.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + READ_TIMEOUT;
-        loop {
-            if let Some(line) = self.stderr().into_iter().find(|l| l.contains(needle)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?} in {:#?}",
-                self.stderr()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        eventually(READ_TIMEOUT, || {
+            let lines = self.stderr();
+            lines
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned()
+                .ok_or_else(|| format!("no log line with {needle:?} in {lines:#?}"))
+        })
     }
 
     /// A TCP connection to the server that fails the test rather than hang.
@@ -154,6 +150,81 @@ impl Drop for Server {
             eprintln!("---- pure-ws stderr ----\n{}", self.stderr().join("\n"));
         }
     }
+}
+
+/// Polls `check` every 20 ms until it gives `Ok`, and returns that. After `limit` the test
+/// fails with the last `Err`, which says what was awaited and what was seen instead.
+pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(why) if Instant::now() >= deadline => panic!("after {limit:?}: {why}"),
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failed assertion leaks none.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the binary with `args` to completion (it must exit within 5 s), with `PORT` set to
+/// `port_env` or unset.
+pub fn run_binary(args: &[&str], port_env: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pure-ws"));
+    command
+        .args(args)
+        .env_remove("PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(port) = port_env {
+        command.env("PORT", port);
+    }
+    let mut child = Killed(command.spawn().expect("start pure-ws"));
+    let status = eventually(Duration::from_secs(5), || {
+        child
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or(format!("pure-ws {args:?} did not exit"))
+    });
+    // It exited: what it wrote (a usage text at most) waits in the pipes.
+    let mut output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    let (stdout, stderr) = (child.0.stdout.take(), child.0.stderr.take());
+    stdout.unwrap().read_to_end(&mut output.stdout).unwrap();
+    stderr.unwrap().read_to_end(&mut output.stderr).unwrap();
+    output
+}
+
+/// Starts the binary with `args` and `PORT` set to `port_env`, and returns it with the
+/// first line it printed (the address it listens on).
+pub fn start_binary(args: &[&str], port_env: &str) -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
+        .args(args)
+        .env("PORT", port_env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pure-ws");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read the first line");
+    // Keep reading, so the server never writes to a closed pipe.
+    thread::spawn(move || for _ in stdout.lines() {});
+    (Killed(child), first)
 }
 
 /// A loopback port that was free a moment ago.

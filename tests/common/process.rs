@@ -1,10 +1,9 @@
 //! The server process as the kernel sees it: memory and threads from `/proc/PID`, so the
 //! tests that measure them run on Linux only.
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::Server;
+use super::{eventually, Server};
 
 pub const MIB: u64 = 1024 * 1024;
 
@@ -44,16 +43,10 @@ pub fn threads(server: &Server) -> usize {
 /// Waits until the server is down to its `IDLE_THREADS`, so every connection thread has
 /// ended, failing the test after `limit`.
 pub fn wait_for_idle_threads(server: &Server, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let now = threads(server);
-        if now == IDLE_THREADS {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{now} threads after {limit:?}, not the {IDLE_THREADS} of an idle server"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    eventually(limit, || match threads(server) {
+        IDLE_THREADS => Ok(()),
+        now => Err(format!(
+            "{now} threads, not the {IDLE_THREADS} of an idle server"
+        )),
+    });
 }

@@ -1,0 +1,102 @@
+//! The layers only point down: `src/lib.rs` lists the modules from the bottom up, and a
+//! module may use only modules listed above it. This test reads the sources, so a `use`
+//! that folds the layers fails here, with the module and the line that does it.
+
+use std::fs;
+use std::path::Path;
+
+/// The modules in the order of `lib.rs`'s table: rows `//! | layer | [`name`] | job |`.
+fn layer_order(lib: &str) -> Vec<String> {
+    lib.lines()
+        .filter_map(|line| line.strip_prefix("//! |"))
+        .filter_map(|row| row.split('|').nth(1))
+        .filter_map(|cell| {
+            let name = cell.trim().strip_prefix("[`")?.strip_suffix("`]")?;
+            Some(name.to_string())
+        })
+        .collect()
+}
+
+/// A module's source without its unit tests (the `#[cfg(test)]` module ends each file).
+fn without_tests(source: &str) -> &str {
+    match source.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &source[..at],
+        None => source,
+    }
+}
+
+/// Every crate module a source refers to, with the line: `crate::name` in paths and in
+/// `use crate::{a, b::c}` groups.
+fn uses(source: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for line in source.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.push((name, line.trim().to_string()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_uses_only_modules_below_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
+    let order = layer_order(&lib);
+    assert!(order.len() > 10, "no layer table in lib.rs: {order:?}");
+    let declared: Vec<String> = lib
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod "))
+        .map(|name| name.trim_end_matches(';').to_string())
+        .collect();
+    let mut sorted_order = order.clone();
+    sorted_order.sort();
+    let mut sorted_declared = declared.clone();
+    sorted_declared.sort();
+    assert_eq!(
+        sorted_order, sorted_declared,
+        "lib.rs's table and its `pub mod` lines list different modules"
+    );
+    let mut folds = Vec::new();
+    for (rank, module) in order.iter().enumerate() {
+        let source = fs::read_to_string(src.join(format!("{module}.rs"))).unwrap();
+        assert!(
+            source.starts_with("//! "),
+            "{module}.rs does not open with a comment saying its one job"
+        );
+        for (name, line) in uses(without_tests(&source)) {
+            match order.iter().position(|m| *m == name) {
+                Some(other) if other >= rank => {
+                    folds.push(format!("{module} uses {name}, listed above it: {line}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(folds.is_empty(), "layers folded:\n{}", folds.join("\n"));
+}
+
+#[test]
+fn the_reader_finds_uses_in_paths_and_groups() {
+    let source = "use crate::frame::{self, Opcode};\nuse crate::{close, error::X};\n\
+                  let g = crate::handshake::GUID;\n// crate::server in a comment\n";
+    let names: Vec<String> = uses(source).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["frame", "close", "error", "handshake"]);
+}
