@@ -10,6 +10,7 @@
 //! | wire        | [`error`]            | protocol violations as data, each with its close code            |
 //! | wire        | [`frame`]            | frame headers, opcodes, the three length formats, masking (§5.2–5.3) |
 //! | records     | [`record`]           | what crossed the wire, as plain data, for the trace and inspector |
+//! | core        | `assembly`           | the message in progress: one buffer, UTF-8 checked as it arrives |
 //! | core        | [`protocol`]         | the per-connection state machine: bytes in, events and bytes out |
 //! | http        | [`http`]             | the bounded request-head reader, the strict parser, responses    |
 //! | http        | [`handshake`]        | upgrade validation, subprotocols, `Sec-WebSocket-Accept` (§4)    |
@@ -32,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod assembly;
 pub mod close;
 pub mod config;
 pub mod connection_log;
