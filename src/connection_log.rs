@@ -50,7 +50,9 @@ pub enum Ending {
     Abnormal,
     /// The peer did not answer a ping: close 1001 went out.
     PingTimeout,
-    /// ... and then did not answer the close either.
+    /// The inspector's page asked the server to close: close 1000 went out.
+    ClosedOnRequest,
+    /// A close we started went unanswered within the close timeout.
     CloseTimeout,
     /// The peer stopped reading: a write timed out.
     WriteTimedOut,
@@ -89,9 +91,12 @@ impl fmt::Display for Ending {
                 f.write_str("websocket: peer closed TCP without a close frame (1006)")
             }
             Ending::PingTimeout => f.write_str("websocket: no answer to ping, close 1001 sent"),
-            Ending::CloseTimeout => f.write_str(
-                "websocket: no answer to ping, close 1001 sent; no close frame came back in time",
-            ),
+            Ending::ClosedOnRequest => {
+                f.write_str("websocket: close 1000 sent at the inspector page's request")
+            }
+            Ending::CloseTimeout => {
+                f.write_str("websocket: our close frame went unanswered; connection dropped")
+            }
             Ending::WriteTimedOut => {
                 f.write_str("websocket: peer stopped reading, write timed out")
             }
@@ -147,6 +152,15 @@ impl ConnectionLog {
     pub fn trace(&self, line: &str) {
         if let Some(tracer) = &self.tracer {
             tracer.line(self.peer, line);
+        }
+    }
+
+    /// Logs the line of a connection that ended: behind its trace lines when it is traced,
+    /// so its story stays in order, or at once.
+    pub fn finish(&self, line: &str) {
+        match &self.tracer {
+            Some(tracer) => tracer.last_line(line),
+            None => crate::log(line),
         }
     }
 

@@ -62,6 +62,36 @@ impl ProtocolError {
 }
 
 impl ProtocolError {
+    /// The reason a close frame reporting this error carries: the rule, with its section,
+    /// in a few words (well under the 123 bytes a close reason may have, §5.5).
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProtocolError::ReservedBits => {
+                "RFC 6455 §5.2: reserved bits set, no extension negotiated"
+            }
+            ProtocolError::UnknownOpcode => "RFC 6455 §5.2: unknown opcode",
+            ProtocolError::Unmasked => "RFC 6455 §5.1: client frames must be masked",
+            ProtocolError::FragmentedControl => {
+                "RFC 6455 §5.5: control frames must not be fragmented"
+            }
+            ProtocolError::ControlTooLong => "RFC 6455 §5.5: control frame over 125 bytes",
+            ProtocolError::LengthTopBit => "RFC 6455 §5.2: 64-bit length with its top bit set",
+            ProtocolError::ContinuationWithoutStart => {
+                "RFC 6455 §5.4: continuation frame with no message started"
+            }
+            ProtocolError::DataInsideFragmentedMessage => {
+                "RFC 6455 §5.4: new message inside a fragmented one"
+            }
+            ProtocolError::ClosePayloadOneByte => "RFC 6455 §5.5.1: close payload of 1 byte",
+            ProtocolError::CloseCodeNotAllowed(_) => {
+                "RFC 6455 §7.4: close code not allowed on the wire"
+            }
+            ProtocolError::InvalidUtf8 => "RFC 6455 §8.1: text is not valid UTF-8",
+            ProtocolError::CloseReasonUtf8 => "RFC 6455 §5.5.1: close reason is not valid UTF-8",
+            ProtocolError::MessageTooBig { .. } => "RFC 6455 §7.4.1: message over the size limit",
+        }
+    }
+
     /// The rule the error breaks, with its place in RFC 6455, for the trace.
     pub fn rule(self) -> &'static str {
         match self {

@@ -10,11 +10,11 @@ use crate::connection_log::{ConnectionLog, Ending, Stage};
 use crate::forwarded;
 use crate::handshake;
 use crate::http::{self, Body, HeadReader, Rejection, Request, Route};
-use crate::inspect;
 use crate::page::PAGE;
 use crate::record::Direction;
 use crate::session::Upgrade;
 use crate::socket::{is_timeout, set_connection_options, time_left, Wire, ACCEPT_INHERITS_OPTIONS};
+use crate::trace;
 use crate::Status;
 
 /// The read buffer a connection starts with: an idle connection holds little, and the
@@ -34,6 +34,11 @@ pub fn serve(wire: &mut Wire, config: &Config, log: &mut ConnectionLog) -> Endin
         Ok(head) => head,
         Err(ending) => return ending,
     };
+    if log.tracing() {
+        for line in trace::head_trace(Direction::Received, reader.head()) {
+            log.trace(&line);
+        }
+    }
     let request = match Request::parse(reader.head()) {
         Ok(request) => request,
         Err(rejection) => return refuse(wire, rejection, Body::Included, log, config),
@@ -41,11 +46,6 @@ pub fn serve(wire: &mut Wire, config: &Config, log: &mut ConnectionLog) -> Endin
     log.stage = Stage::Request(request.body());
     log.path = request.path.to_string();
     log.client = forwarded::client_address(&request, log.peer.ip(), &config.trusted_proxies);
-    if log.tracing() {
-        for line in inspect::head_trace(Direction::Received, reader.head()) {
-            log.trace(&line);
-        }
-    }
     match request.route() {
         Route::Upgrade => match handshake::validate(&request, &config.handshake_policy()) {
             Ok(accepted) => {
@@ -113,7 +113,8 @@ fn read_head(
     }
 }
 
-/// Answers with an HTTP error and closes.
+/// Answers with an HTTP error and closes. The trace says which rule refused the request,
+/// and shows the response head.
 fn refuse(
     wire: &mut Wire,
     rejection: Rejection,
@@ -121,7 +122,18 @@ fn refuse(
     log: &mut ConnectionLog,
     config: &Config,
 ) -> Ending {
-    send_and_close(wire, &rejection.response(body), log, config);
+    let response = rejection.response(body);
+    if log.tracing() {
+        let (code, reason) = rejection.status();
+        log.trace(&format!(
+            "refused: {code} {reason}: {}",
+            rejection.message()
+        ));
+        for line in trace::head_trace(Direction::Sent, &response) {
+            log.trace(&line);
+        }
+    }
+    send_and_close(wire, &response, log, config);
     Ending::Refused(rejection)
 }
 

@@ -100,6 +100,14 @@ impl LengthFormat {
 /// The longest possible header: 2 fixed bytes, an 8-byte length, a 4-byte mask.
 pub const MAX_HEADER_LEN: usize = 14;
 
+impl LengthFormat {
+    /// The length of a masked (client) header with this format: 2 fixed bytes, the
+    /// extended length, the 4-byte key. Known as soon as the second byte arrives.
+    pub fn client_header_len(self) -> usize {
+        2 + self.extra_bytes() + 4
+    }
+}
+
 /// A parsed frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
@@ -152,7 +160,7 @@ impl FrameHeader {
             return Err(ProtocolError::ControlTooLong);
         }
         let length_format = LengthFormat::from_field(second);
-        let header_len = 2 + length_format.extra_bytes() + 4;
+        let header_len = length_format.client_header_len();
         let Some(header) = buf.get(..header_len) else {
             return Ok(Status::Partial);
         };
@@ -202,8 +210,20 @@ impl FrameHeader {
 /// Appends a frame header to `out`: FIN set, the shortest length encoding, and the mask
 /// if one is given (clients mask, servers must not: RFC 6455 §5.1).
 pub fn encode_header(out: &mut Vec<u8>, opcode: Opcode, payload_len: usize, mask: Option<[u8; 4]>) {
+    encode_header_fin(out, true, opcode, payload_len, mask);
+}
+
+/// [`encode_header`] with FIN as given: clear on every frame of a fragmented message but
+/// its last (RFC 6455 §5.4).
+pub fn encode_header_fin(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: Opcode,
+    payload_len: usize,
+    mask: Option<[u8; 4]>,
+) {
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    out.push(0x80 | opcode.to_wire());
+    out.push(u8::from(fin) << 7 | opcode.to_wire());
     let len = payload_len as u64;
     match LengthFormat::shortest_for(len) {
         LengthFormat::Bits7 => out.push(mask_bit | len as u8),

@@ -65,10 +65,10 @@ impl Rejection {
             }
             Rejection::MethodNotAllowed => "only GET and HEAD are allowed",
             Rejection::RequestTimeout => "the request head did not arrive in time",
-            Rejection::UpgradeRequired => "only WebSocket version 13 is supported",
+            Rejection::UpgradeRequired => "only WebSocket version 13 is supported (RFC 6455 §4.4)",
             Rejection::InternalError => "the server failed while answering; this is a bug",
             Rejection::ServiceUnavailable => "too many connections, try again shortly",
-            Rejection::VersionNotSupported => "only HTTP/1.x is supported",
+            Rejection::VersionNotSupported => "only HTTP/1.x is supported (RFC 9110 §15.6.6)",
         }
     }
 

@@ -18,7 +18,8 @@
 //! | http        | [`page`]             | the page served at `/`, embedded at build time                   |
 //! | application | [`echo`]             | a message in, the reply out                                      |
 //! | application | [`config`]           | every setting, limit and timeout, with its default               |
-//! | rendering   | [`inspect`]          | records as trace lines and inspector JSON; the inspector's glue  |
+//! | rendering   | [`trace`]            | records and the handshake as trace lines, with the reasons       |
+//! | rendering   | [`inspect`]          | records as the page's JSON, its commands, the inspector's glue   |
 //! | shell       | [`socket`]           | a connection's socket: options, counted reads and writes, closing |
 //! | shell       | [`tracer`]           | the trace's writer thread, which never makes a connection wait   |
 //! | shell       | [`connection_log`]   | the line logged when a connection ends, and how far it got       |
@@ -51,6 +52,7 @@ pub mod record;
 pub mod server;
 pub mod session;
 pub mod socket;
+pub mod trace;
 pub mod tracer;
 pub mod workers;
 

@@ -20,7 +20,7 @@ use crate::assembly::Assembly;
 use crate::close::{CloseCode, ClosePayload};
 use crate::error::ProtocolError;
 use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
-use crate::record::{NoRecording, Record, Recorder, Recording};
+use crate::record::{NoRecording, Position, ReadRecord, Record, Recorder, Recording};
 use crate::Status;
 
 /// A complete message from the peer, borrowed from the protocol, or from the input when it
@@ -134,6 +134,20 @@ enum Trigger {
     Violation,
 }
 
+/// Which frame of its message a data frame the server sends is (RFC 6455 §5.4): a
+/// message in one frame, or the first, a middle or the last of several.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The whole message: FIN set, the message's opcode.
+    Whole,
+    /// The first fragment: FIN clear, the message's opcode.
+    First,
+    /// A middle fragment: FIN clear, continuation.
+    Middle,
+    /// The last fragment: FIN set, continuation.
+    Last,
+}
+
 /// Refused: a data frame or ping asked for after a close frame was sent or received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotOpen;
@@ -226,6 +240,32 @@ impl Protocol {
         self.recording
             .as_mut()
             .map_or_else(Vec::new, |recording| recording.take())
+    }
+
+    /// Files a record of one read of `bytes` (with the request head, if `with_head`),
+    /// saying how they fall into frames, before they are given to [`Protocol::receive`].
+    /// Off, it costs one branch a read.
+    pub fn record_read(&mut self, bytes: &[u8], with_head: bool) {
+        if self.recording.is_some() {
+            let read = ReadRecord::survey(self.position(), bytes, with_head);
+            if let Some(recording) = &mut self.recording {
+                recording.read(read);
+            }
+        }
+    }
+
+    /// What the next byte continues.
+    fn position(&self) -> Position<'_> {
+        match (self.state, &self.frame, self.header_len) {
+            (State::Closed | State::Failed, _, _) => Position::Done,
+            (_, Some(frame), _) => Position::Payload {
+                header_len: frame.header.length_format.client_header_len(),
+                payload_len: frame.header.payload_len,
+                received: frame.received,
+            },
+            (_, None, 0) => Position::Boundary,
+            (_, None, gathered) => Position::Header(&self.header[..gathered]),
+        }
     }
 
     /// Where the connection is in its life.
@@ -401,8 +441,27 @@ impl Protocol {
         len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), NotOpen> {
+        self.send_part_header(kind, Part::Whole, len, out)
+    }
+
+    /// Appends the header of one frame of a data message of `kind`, `len` payload bytes,
+    /// to `out`: its first frame carries the kind, the others are continuations, and the
+    /// last has FIN set. Refused like [`Protocol::send_header`].
+    pub fn send_part_header(
+        &self,
+        kind: MessageKind,
+        part: Part,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), NotOpen> {
         self.require_open()?;
-        frame::encode_header(out, kind.opcode(), len, None);
+        let (fin, opcode) = match part {
+            Part::Whole => (true, kind.opcode()),
+            Part::First => (false, kind.opcode()),
+            Part::Middle => (false, Opcode::Continuation),
+            Part::Last => (true, Opcode::Continuation),
+        };
+        frame::encode_header_fin(out, fin, opcode, len, None);
         Ok(())
     }
 
@@ -436,8 +495,13 @@ impl Protocol {
             recording.failed(err);
         }
         // While closing, our close frame is out already: the failure has nothing to report.
+        // Otherwise the close frame says which rule was broken, for the peer's developer.
         (from == State::Open).then(|| {
-            self.send_close_recorded(Some(ClosePayload::code(err.close_code())), out);
+            let payload = ClosePayload {
+                code: err.close_code(),
+                reason: err.reason(),
+            };
+            self.send_close_recorded(Some(payload), out);
             Event::Failed(err)
         })
     }
@@ -509,6 +573,9 @@ impl Protocol {
         input: &mut [u8],
         rec: &mut R,
     ) -> Result<Option<Frame>, ProtocolError> {
+        if self.header_len == 0 {
+            rec.frame_begins();
+        }
         let (header, len) = match self.gather_header(&input[*used..]) {
             Ok(Status::Complete(done)) => done,
             Ok(Status::Partial) => {
@@ -910,7 +977,7 @@ mod tests {
         assert_eq!(protocol.receive(&mut frame[..6 + 3], &mut out), (9, None));
         let (_, event) = protocol.receive(&mut frame[9..10], &mut out);
         assert_eq!(event, Some(Event::Failed(ProtocolError::InvalidUtf8)));
-        assert_eq!(out, [0x88, 0x02, 0x03, 0xEF]);
+        assert_eq!(out, close_for(ProtocolError::InvalidUtf8, INVALID_PAYLOAD));
     }
 
     #[test]
@@ -950,7 +1017,7 @@ mod tests {
         assert_eq!((used + rest, event), (stream_len, None));
         assert_eq!(
             out,
-            [0x88, 0x02, 0x03, 0xF1],
+            close_for(ProtocolError::MessageTooBig { limit: 10 }, TOO_BIG),
             "only our close frame is sent"
         );
         assert_eq!(protocol.receive_eof(), None);
@@ -1020,14 +1087,25 @@ mod tests {
         );
     }
 
-    /// The close frames that report errors: 1002, 1007 and 1009, with no reason.
-    const PROTOCOL_ERROR: [u8; 4] = [0x88, 0x02, 0x03, 0xEA];
-    const INVALID_PAYLOAD: [u8; 4] = [0x88, 0x02, 0x03, 0xEF];
-    const TOO_BIG: [u8; 4] = [0x88, 0x02, 0x03, 0xF1];
+    /// The close codes that report errors.
+    const PROTOCOL_ERROR: u16 = 1002;
+    const INVALID_PAYLOAD: u16 = 1007;
+    const TOO_BIG: u16 = 1009;
+
+    /// The close frame that reports `err`: its `code`, then the rule as the reason.
+    fn close_for(err: ProtocolError, code: u16) -> Vec<u8> {
+        let reason = err.reason().as_bytes();
+        assert!(reason.len() <= 123, "{reason:?}");
+        let mut frame = vec![0x88, 2 + reason.len() as u8];
+        frame.extend_from_slice(&code.to_be_bytes());
+        frame.extend_from_slice(reason);
+        frame
+    }
 
     /// Feeds `input` to a protocol with a 10-byte message limit and checks that it fails
-    /// with `err` and sends exactly `close`, whatever the chunking.
-    fn assert_fails(input: &[u8], err: ProtocolError, close: [u8; 4]) {
+    /// with `err` and sends exactly the close frame with `code` and the rule, whatever the
+    /// chunking.
+    fn assert_fails(input: &[u8], err: ProtocolError, code: u16) {
         for chunk in 1..=input.len() {
             let (events, out) = events(&mut Protocol::new(10), input, chunk);
             assert_eq!(
@@ -1035,7 +1113,7 @@ mod tests {
                 [format!("{:?}", Event::Failed(err))],
                 "chunk {chunk}"
             );
-            assert_eq!(out, close, "chunk {chunk}");
+            assert_eq!(out, close_for(err, code), "chunk {chunk}");
         }
     }
 

@@ -8,6 +8,7 @@
 
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, LengthFormat, Opcode, MAX_HEADER_LEN};
+use crate::Status;
 
 /// How many payload bytes a record keeps.
 pub const PREVIEW: usize = 64;
@@ -77,6 +78,19 @@ pub struct FrameRecord {
     pub on_wire: Preview,
     /// The same bytes unmasked.
     pub payload: Preview,
+    /// How a received frame arrived; `None` for a frame the server sent.
+    pub arrival: Option<Arrival>,
+}
+
+/// How a received frame arrived: in how many reads, and whether a read that held part of
+/// it held another frame too (the tutorial's "multiple frames per TCP chunk" and "partial
+/// frames split across chunks").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The reads that held some of its bytes.
+    pub reads: u32,
+    /// Whether one of them held (part of) another frame.
+    pub shared: bool,
 }
 
 impl FrameRecord {
@@ -91,6 +105,7 @@ impl FrameRecord {
             payload_len: header.payload_len,
             on_wire: Preview::new(),
             payload: Preview::new(),
+            arrival: None,
         }
     }
 
@@ -111,6 +126,7 @@ impl FrameRecord {
             payload_len: payload.iter().map(|piece| piece.len() as u64).sum(),
             on_wire: preview,
             payload: preview,
+            arrival: None,
         }
     }
 
@@ -195,18 +211,213 @@ pub struct Failure {
     pub place: Place,
 }
 
-/// What the protocol saw: a frame, or the failure that ended the connection.
+/// What the protocol saw: a read, a frame, or the failure that ended the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record {
+    /// The bytes of one read, and what they held.
+    Read(ReadRecord),
     /// A frame in either direction.
     Frame(FrameRecord),
     /// The peer broke a rule.
     Failure(Failure),
 }
 
+/// Where the protocol stands between two reads: what the next byte continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position<'a> {
+    /// A frame boundary: the next byte starts a frame.
+    Boundary,
+    /// Inside a header, of which these bytes arrived.
+    Header(&'a [u8]),
+    /// Inside a payload.
+    Payload {
+        /// The frame's header length.
+        header_len: usize,
+        /// Its payload length.
+        payload_len: u64,
+        /// Payload bytes that arrived already.
+        received: u64,
+    },
+    /// The connection reads nothing more: closed or failed.
+    Done,
+}
+
+/// Part of one frame, as one read held it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Where the part starts in its frame (0: the frame's first header byte).
+    pub from: u64,
+    /// How many of the frame's bytes the read held.
+    pub bytes: u64,
+    /// The frame's header length, once its second byte is known.
+    pub header_len: Option<usize>,
+    /// Its payload length, once its header is whole.
+    pub payload_len: Option<u64>,
+}
+
+impl Span {
+    /// The whole frame's length, header and payload, once known.
+    pub fn total(&self) -> Option<u64> {
+        Some(self.header_len? as u64 + self.payload_len?)
+    }
+
+    /// Whether the part ends its frame.
+    pub fn ends_frame(&self) -> bool {
+        self.total() == Some(self.from + self.bytes)
+    }
+}
+
+/// One read, as the protocol saw it: how many bytes, and how they fell into frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Bytes read.
+    pub len: usize,
+    /// They arrived with the request head (frames a client sent before the `101`).
+    pub with_head: bool,
+    /// The part of a frame begun in an earlier read that came first.
+    pub continued: Option<Span>,
+    /// Frames that lay whole in the read.
+    pub whole: u32,
+    /// The first part of a frame that the read ends inside.
+    pub begun: Option<Span>,
+    /// Bytes from a header that breaks a rule on, or read after the connection ended: not
+    /// parsed as frames.
+    pub unparsed: usize,
+    /// The connection had ended: nothing of the read was parsed.
+    pub after_end: bool,
+}
+
+impl ReadRecord {
+    /// What `bytes`, read with the protocol at `position`, held.
+    pub fn survey(position: Position, bytes: &[u8], with_head: bool) -> ReadRecord {
+        let mut read = ReadRecord {
+            len: bytes.len(),
+            with_head,
+            continued: None,
+            whole: 0,
+            begun: None,
+            unparsed: 0,
+            after_end: false,
+        };
+        let at = match position {
+            Position::Boundary => 0,
+            Position::Done => {
+                read.unparsed = bytes.len();
+                read.after_end = true;
+                return read;
+            }
+            Position::Header(gathered) => match finish_header(gathered, bytes) {
+                Some(span) => {
+                    read.continued = Some(span);
+                    span.bytes as usize
+                }
+                None => {
+                    read.unparsed = bytes.len();
+                    return read;
+                }
+            },
+            Position::Payload {
+                header_len,
+                payload_len,
+                received,
+            } => {
+                let take = (payload_len - received).min(bytes.len() as u64);
+                read.continued = Some(Span {
+                    from: header_len as u64 + received,
+                    bytes: take,
+                    header_len: Some(header_len),
+                    payload_len: Some(payload_len),
+                });
+                take as usize
+            }
+        };
+        read.count_frames(&bytes[at..]);
+        read
+    }
+
+    /// Counts the whole frames at the start of `rest`, and the one it ends inside.
+    fn count_frames(&mut self, mut rest: &[u8]) {
+        while !rest.is_empty() {
+            match FrameHeader::parse_client(rest) {
+                Ok(Status::Complete((header, header_len))) => {
+                    let total = header_len as u64 + header.payload_len;
+                    if total > rest.len() as u64 {
+                        self.begun = Some(Span {
+                            from: 0,
+                            bytes: rest.len() as u64,
+                            header_len: Some(header_len),
+                            payload_len: Some(header.payload_len),
+                        });
+                        return;
+                    }
+                    self.whole += 1;
+                    rest = &rest[total as usize..];
+                }
+                Ok(Status::Partial) => {
+                    self.begun = Some(Span {
+                        from: 0,
+                        bytes: rest.len() as u64,
+                        header_len: rest
+                            .get(1)
+                            .map(|&b| LengthFormat::from_field(b).client_header_len()),
+                        payload_len: None,
+                    });
+                    return;
+                }
+                Err(_) => {
+                    self.unparsed = rest.len();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How many frames the read held a part of (bytes that break a rule count as one).
+    pub fn frames(&self) -> u32 {
+        u32::from(self.continued.is_some())
+            + self.whole
+            + u32::from(self.begun.is_some())
+            + u32::from(self.unparsed > 0)
+    }
+}
+
+/// The part of `bytes` that goes on with a header of which `gathered` arrived, and with its
+/// payload; `None` when the header breaks a rule.
+fn finish_header(gathered: &[u8], bytes: &[u8]) -> Option<Span> {
+    let mut header = [0; MAX_HEADER_LEN];
+    header[..gathered.len()].copy_from_slice(gathered);
+    let mut len = gathered.len();
+    for (taken, &byte) in bytes.iter().enumerate() {
+        header[len] = byte;
+        len += 1;
+        if let Status::Complete((parsed, header_len)) =
+            FrameHeader::parse_client(&header[..len]).ok()?
+        {
+            let payload = parsed.payload_len.min((bytes.len() - taken - 1) as u64);
+            return Some(Span {
+                from: gathered.len() as u64,
+                bytes: (taken + 1) as u64 + payload,
+                header_len: Some(header_len),
+                payload_len: Some(parsed.payload_len),
+            });
+        }
+    }
+    Some(Span {
+        from: gathered.len() as u64,
+        bytes: bytes.len() as u64,
+        header_len: header
+            .get(1)
+            .filter(|_| len > 1)
+            .map(|&b| LengthFormat::from_field(b).client_header_len()),
+        payload_len: None,
+    })
+}
+
 /// What the protocol tells whoever records frames, as it goes. [`NoRecording`] ignores
 /// everything, so with recording off the protocol's code has no recording left in it.
 pub trait Recorder {
+    /// The first byte of a received frame was taken.
+    fn frame_begins(&mut self);
     /// A received frame's header was read.
     fn header(&mut self, header: &FrameHeader);
     /// Payload bytes of the current frame arrived: `on_wire` as received, then the same
@@ -229,6 +440,8 @@ pub trait Recorder {
 pub struct NoRecording;
 
 impl Recorder for NoRecording {
+    #[inline(always)]
+    fn frame_begins(&mut self) {}
     #[inline(always)]
     fn header(&mut self, _: &FrameHeader) {}
     #[inline(always)]
@@ -255,6 +468,10 @@ pub struct Recording {
     offending: Option<(Preview, Place)>,
     /// What is complete, in order, until taken.
     done: Vec<Record>,
+    /// How the received frame in progress is arriving, from its first byte on.
+    arrival: Option<Arrival>,
+    /// Whether the last read held parts of more than one frame.
+    read_shared: bool,
 }
 
 impl Recording {
@@ -262,9 +479,26 @@ impl Recording {
     pub fn take(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.done)
     }
+
+    /// Files a read, and counts it for the frame in progress if the read goes on with it.
+    pub fn read(&mut self, read: ReadRecord) {
+        self.read_shared = read.frames() > 1;
+        if let (Some(arrival), Some(_)) = (&mut self.arrival, read.continued) {
+            arrival.reads += 1;
+            arrival.shared |= self.read_shared;
+        }
+        self.done.push(Record::Read(read));
+    }
 }
 
 impl Recorder for Recording {
+    fn frame_begins(&mut self) {
+        self.arrival = Some(Arrival {
+            reads: 1,
+            shared: self.read_shared,
+        });
+    }
+
     fn header(&mut self, header: &FrameHeader) {
         self.current = Some(FrameRecord::received(header));
     }
@@ -277,7 +511,8 @@ impl Recorder for Recording {
     }
 
     fn frame_done(&mut self) {
-        if let Some(frame) = self.current.take() {
+        if let Some(mut frame) = self.current.take() {
+            frame.arrival = self.arrival.take();
             self.done.push(Record::Frame(frame));
         }
     }

@@ -11,10 +11,11 @@ use crate::config::Config;
 use crate::connection_log::{ConnectionLog, Ending, Stage};
 use crate::echo;
 use crate::handshake::{self, AcceptSteps, Accepted};
-use crate::inspect::{self, Inspector};
+use crate::inspect::{self, Command, Inspector};
 use crate::protocol::{Delivery, Event, MessageKind, Protocol, State};
-use crate::record::{Direction, FrameRecord};
+use crate::record::{Direction, FrameRecord, Record};
 use crate::socket::{is_timeout, time_left, Wire};
+use crate::trace;
 
 /// The read buffer starts small (an idle connection holds little) and doubles, up to the
 /// maximum, while reads keep filling it, so a busy connection takes many frames per syscall.
@@ -53,10 +54,10 @@ impl Upgrade<'_> {
         let inspecting = self.accepted.subprotocol.as_deref() == Some(inspect::SUBPROTOCOL);
         let steps = (log.tracing() || inspecting).then(|| AcceptSteps::new(&self.accepted.key));
         if let Some(steps) = &steps {
-            for line in inspect::accept_trace(steps) {
+            for line in trace::accept_trace(steps) {
                 log.trace(&line);
             }
-            for line in inspect::head_trace(Direction::Sent, &response) {
+            for line in trace::head_trace(Direction::Sent, &response) {
                 log.trace(&line);
             }
         }
@@ -132,11 +133,14 @@ impl<'c> Session<'c> {
     fn inspect(&mut self, greeting: &str) {
         self.protocol.record();
         self.inspector = Some(Inspector::default());
+        let start = self.out.len();
         if self
             .protocol
             .send_header(MessageKind::Text, greeting.len(), &mut self.out)
             .is_ok()
         {
+            let sent = FrameRecord::sent(&self.out[start..], &[greeting.as_bytes()]);
+            self.log.trace(&trace::inspector_line(&sent));
             self.out.extend_from_slice(greeting.as_bytes());
         }
     }
@@ -152,18 +156,30 @@ impl<'c> Session<'c> {
     /// Hands what the protocol recorded since `mark` to the trace and the inspector. The
     /// inspector's messages about control frames go in ahead of the protocol's answers,
     /// queued from `mark`; once our close frame was queued before `mark`, they are dropped
-    /// (RFC 6455 §5.5.1: no data frame after a close), and the trace keeps every line.
+    /// (RFC 6455 §5.5.1: no data frame after a close). The trace shows the lines in the
+    /// order their bytes crossed the wire.
     fn observe(&mut self, mark: Mark) {
         let records = self.protocol.take_records();
-        for record in &records {
-            self.log.trace(&inspect::record_line(record));
+        let mut inserted = Vec::new();
+        if let Some(inspector) = &mut self.inspector {
+            let messages = inspector.control_messages(&records);
+            if !messages.is_empty() && mark.open {
+                inserted = Inspector::insert_before(&messages, mark.at, &mut self.out);
+            }
         }
-        let Some(inspector) = &mut self.inspector else {
-            return;
-        };
-        let messages = inspector.control_messages(&records);
-        if !messages.is_empty() && mark.open {
-            Inspector::insert_before(&messages, mark.at, &mut self.out);
+        // What arrived comes first; the inspector's messages go out ahead of the answers.
+        let answers = records
+            .iter()
+            .position(|r| matches!(r, Record::Frame(f) if f.direction == Direction::Sent))
+            .unwrap_or(records.len());
+        for record in &records[..answers] {
+            self.log.trace(&trace::record_line(record));
+        }
+        for frame in &inserted {
+            self.log.trace(&trace::inspector_line(frame));
+        }
+        for record in &records[answers..] {
+            self.log.trace(&trace::record_line(record));
         }
     }
 
@@ -182,6 +198,9 @@ impl<'c> Session<'c> {
     /// The read-process-write loop, until the protocol reads no more or our close frame
     /// goes unanswered.
     fn serve(&mut self, mut buf: Vec<u8>, mut pending: Range<usize>) -> io::Result<()> {
+        if !pending.is_empty() {
+            self.protocol.record_read(&buf[pending.clone()], true);
+        }
         loop {
             self.process(&mut buf[pending])?;
             self.flush()?;
@@ -224,12 +243,30 @@ impl<'c> Session<'c> {
 
     /// Queues the reply to a message. A small payload is copied behind its header, so all
     /// the replies to one read go out in one write; a large one is written from where it
-    /// lies, behind what is queued, in one vectored write.
+    /// lies, behind what is queued, in one vectored write. With the inspector, a command
+    /// is obeyed instead, and an echo goes out described.
     fn echo(&mut self, delivery: &Delivery) -> io::Result<()> {
         let Some(message) = self.protocol.message(delivery) else {
             return Ok(());
         };
         self.log.messages_in += 1;
+        if let Some(inspector) = &mut self.inspector {
+            if let Some(command) = Command::of(&message) {
+                self.obey(command);
+                return Ok(());
+            }
+            let reply = echo::reply(self.config.echo, &message);
+            let frames = inspector.echo(&self.protocol, reply.kind, &reply, &mut self.out);
+            for (i, frame) in frames.iter().enumerate() {
+                let line = match i {
+                    0 => trace::inspector_line(frame),
+                    _ => trace::frame_line(frame),
+                };
+                self.log.trace(&line);
+            }
+            self.log.messages_out += u64::from(!frames.is_empty());
+            return Ok(());
+        }
         let reply = echo::reply(self.config.echo, &message);
         let start = self.out.len();
         if self
@@ -239,12 +276,9 @@ impl<'c> Session<'c> {
         {
             return Ok(());
         }
-        if self.log.tracing() || self.inspector.is_some() {
+        if self.log.tracing() {
             let sent = FrameRecord::sent(&self.out[start..], &[reply.prefix, reply.payload]);
-            self.log.trace(&inspect::frame_line(&sent));
-            if let Some(inspector) = &mut self.inspector {
-                inspector.describe_reply(&self.protocol, &sent, start, &mut self.out);
-            }
+            self.log.trace(&trace::frame_line(&sent));
         }
         self.out.extend_from_slice(reply.prefix);
         if reply.payload.len() <= COPY_LIMIT {
@@ -282,7 +316,7 @@ impl<'c> Session<'c> {
             Liveness::Closing { deadline } => match time_left(deadline) {
                 Some(left) => Some(left),
                 None => {
-                    // It replaces `PingTimeout`: the close we started went unanswered too.
+                    // It replaces why we closed: the close went unanswered too.
                     self.ending = Some(Ending::CloseTimeout);
                     return Ok(None);
                 }
@@ -304,6 +338,7 @@ impl<'c> Session<'c> {
                 Ok(Some(0))
             }
             Ok(n) => {
+                self.protocol.record_read(&buf[..n], false);
                 self.arrived(n, buf);
                 Ok(Some(n))
             }
@@ -347,6 +382,31 @@ impl<'c> Session<'c> {
         self.observe(mark);
     }
 
+    /// Does what the page asked on the inspector's subprotocol: says it heard, then pings,
+    /// notes that the next echo goes in three frames, or starts the close handshake.
+    fn obey(&mut self, command: Command) {
+        if let Some(inspector) = &mut self.inspector {
+            if let Some(frame) = inspector.acknowledge(command, &self.protocol, &mut self.out) {
+                self.log.trace(&trace::inspector_line(&frame));
+            }
+        }
+        let mark = self.mark();
+        match command {
+            Command::Ping => {
+                let _ = self.protocol.send_ping(inspect::PAGE_PING, &mut self.out);
+            }
+            Command::Fragment => {}
+            Command::Close => {
+                let payload = ClosePayload {
+                    code: CloseCode::NORMAL,
+                    reason: inspect::PAGE_CLOSE,
+                };
+                self.start_close(payload, Ending::ClosedOnRequest);
+            }
+        }
+        self.observe(mark);
+    }
+
     /// Pings a silent peer, or closes with 1001 when it stayed silent after the ping.
     fn ping_or_close(&mut self) {
         match self.liveness {
@@ -361,17 +421,22 @@ impl<'c> Session<'c> {
                     code: CloseCode::GOING_AWAY,
                     reason: "ping timeout",
                 };
-                if self.protocol.close(payload, &mut self.out).is_ok() {
-                    self.end(Ending::PingTimeout);
-                    // RFC 6455 §5.5.1: "After both sending and receiving a Close message, an
-                    // endpoint considers the WebSocket connection closed and MUST close the
-                    // underlying TCP connection." So a close we start waits for the peer's;
-                    // pure-ws waits at most the close timeout, then drops the connection.
-                    let deadline = Instant::now() + self.config.close_timeout;
-                    self.liveness = Liveness::Closing { deadline };
-                }
+                self.start_close(payload, Ending::PingTimeout);
             }
             Liveness::Closing { .. } => {}
+        }
+    }
+
+    /// Starts the close handshake from our side, for the reason `ending` gives.
+    fn start_close(&mut self, payload: ClosePayload, ending: Ending) {
+        if self.protocol.close(payload, &mut self.out).is_ok() {
+            self.end(ending);
+            // RFC 6455 §5.5.1: "After both sending and receiving a Close message, an
+            // endpoint considers the WebSocket connection closed and MUST close the
+            // underlying TCP connection." So a close we start waits for the peer's;
+            // pure-ws waits at most the close timeout, then drops the connection.
+            let deadline = Instant::now() + self.config.close_timeout;
+            self.liveness = Liveness::Closing { deadline };
         }
     }
 

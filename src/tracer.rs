@@ -39,6 +39,18 @@ impl Tracer {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Queues a connection's last line (its log line) behind its trace, so it comes after
+    /// every frame of the connection. A log line is never dropped: when the queue is
+    /// full, it is written at once, out of order rather than lost.
+    pub fn last_line(&self, line: &str) {
+        let escaped = crate::escape_controls(line).into_owned();
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.queue.try_send(escaped)
+        {
+            crate::log(line);
+        }
+    }
 }
 
 /// The writer: every line to stderr, and after a line, the count of those dropped since.

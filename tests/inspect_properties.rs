@@ -97,6 +97,9 @@ fn records_of(sent: &Sent, cut: usize) -> Vec<Record> {
     let mut out = Vec::new();
     let (first, second) = bytes.split_at_mut(cut);
     for part in [first, second] {
+        if !part.is_empty() {
+            protocol.record_read(part, false);
+        }
         let mut at = 0;
         while at < part.len() {
             at += protocol.receive(&mut part[at..], &mut out).0;
@@ -105,13 +108,30 @@ fn records_of(sent: &Sent, cut: usize) -> Vec<Record> {
     protocol.take_records()
 }
 
+/// A payload as the inspector shows it as text, written here from the rule: valid UTF-8,
+/// allowing a code point cut at the end, and no control character but tab, CR and LF.
+fn readable(bytes: &[u8]) -> Option<String> {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) if err.error_len().is_none() => {
+            std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap()
+        }
+        Err(_) => return None,
+    };
+    let ok = valid
+        .chars()
+        .all(|c| !c.is_control() || "\t\r\n".contains(c));
+    ok.then(|| valid.to_string())
+}
+
 /// A string field of a JSON object, owned.
 fn text(json: &Value, key: &str) -> Option<String> {
     json[key].as_str().map(str::to_string)
 }
 
 /// Checks one frame's JSON against the frame that was sent.
-fn check_frame_json(json: &Value, sent: &Sent) -> TestCaseResult {
+/// `cut` is where the frame was split into two reads.
+fn check_frame_json(json: &Value, sent: &Sent, cut: usize) -> TestCaseResult {
     let wire = sent.bytes();
     let header_len = wire.len() - sent.payload.len();
     let shown = sent.payload.len().min(PREVIEW);
@@ -129,15 +149,22 @@ fn check_frame_json(json: &Value, sent: &Sent) -> TestCaseResult {
     prop_assert_eq!(text(json, "payloadHex"), Some(unmasked));
     let more = (sent.payload.len() - shown) as u64;
     prop_assert_eq!(json["more"].as_u64(), Some(more));
-    if sent.opcode == TEXT {
-        let shown_text = String::from_utf8_lossy(&sent.payload[..shown]).into_owned();
-        prop_assert_eq!(text(json, "payloadText"), Some(shown_text));
+    match sent.opcode {
+        BINARY => prop_assert_eq!(text(json, "payloadText"), None),
+        CLOSE => {
+            prop_assert_eq!(json["closeCode"].as_u64(), Some(1000));
+            let reason = readable(&sent.payload[2..shown]);
+            prop_assert_eq!(text(json, "closeReason"), reason);
+        }
+        _ => {
+            let shown_text = readable(&sent.payload[..shown]);
+            prop_assert_eq!(text(json, "payloadText"), shown_text);
+        }
     }
-    if sent.opcode == CLOSE {
-        prop_assert_eq!(json["closeCode"].as_u64(), Some(1000));
-        let reason = String::from_utf8_lossy(&sent.payload[2..shown]);
-        prop_assert_eq!(text(json, "closeReason"), Some(reason.into_owned()));
-    }
+    // One frame, in two reads when the cut falls inside it.
+    let reads = if (1..wire.len()).contains(&cut) { 2 } else { 1 };
+    prop_assert_eq!(json["reads"].as_u64(), Some(reads));
+    prop_assert_eq!(&json["sharedRead"], false);
     Ok(())
 }
 
@@ -158,20 +185,20 @@ proptest! {
             .iter()
             .filter_map(|record| match record {
                 Record::Frame(frame) => Some(*frame),
-                Record::Failure(..) => None,
+                Record::Failure(..) | Record::Read(..) => None,
             })
             .collect();
         let received = frames.iter().find(|f| f.direction == Direction::Received);
         prop_assert!(received.is_some(), "no record of the frame: {:?}", records);
         let received = received.unwrap();
         for frame in &frames {
-            prop_assert!(!inspect::frame_line(frame).contains('\n'));
+            prop_assert!(!pure_ws::trace::frame_line(frame).contains('\n'));
         }
         let reply = frames.iter().find(|f| f.direction == Direction::Sent);
         let wrapped = if received.opcode() & 0x8 != 0 {
             inspect::control_json(Some(received), reply)
         } else {
-            inspect::message_json(&[*received], 0, received)
+            inspect::message_json(&[*received], 0, &[*received])
         };
         let value: Value = serde_json::from_str(&wrapped)
             .map_err(|err| TestCaseError::fail(format!("{err}: {wrapped}")))?;
@@ -180,7 +207,7 @@ proptest! {
         } else {
             &value["received"][0]
         };
-        check_frame_json(frame, &sent)?;
+        check_frame_json(frame, &sent, cut)?;
     }
 
     #[test]

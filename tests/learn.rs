@@ -235,7 +235,10 @@ fn an_unmasked_frame_is_failed_with_1002_then_eof() {
     has_line(&out, ">     05: MASK=0 len=5 (7-bit)");
     has_line(&out, ">     48 65 6c 6c 6f: payload \"Hello\"");
     assert!(
-        out.contains("<     03 ea: payload code 1002 (protocol error)"),
+        out.contains(
+            ": payload code 1002 (protocol error), reason \"RFC 6455 §5.1: client frames must \
+             be masked\""
+        ),
         "{out}"
     );
     // The client answers the server's close, echoing its code (RFC 6455 §5.5.1).
@@ -256,7 +259,10 @@ fn invalid_utf8_is_failed_with_1007_then_eof() {
         &out,
         ">     7f 93 01 c2: payload, masked; XOR key = b\"Hi \\xff\" (not UTF-8)",
     );
-    assert!(out.contains("<     03 ef: payload code 1007"), "{out}");
+    assert!(
+        out.contains("code 1007 (data inconsistent with the message type), reason \"RFC 6455 §8.1"),
+        "{out}"
+    );
     has_line(&out, "< EOF: the server closed TCP (read returned 0)");
 }
 

@@ -33,6 +33,11 @@ pub fn close_code_of(err: ProtocolError) -> u16 {
     err.close_code().to_wire()
 }
 
+/// The reason the server's close frame gives for `err`.
+pub fn reason_of(err: ProtocolError) -> &'static str {
+    err.reason()
+}
+
 // ---------------------------------------------------------------------------------------
 // The protocol state machine.
 

@@ -7,7 +7,9 @@ use proptest::test_runner::TestCaseResult;
 use crate::common::wire::{self, client_frame, LenField, BINARY, CLOSE, CONTINUATION, FIN, TEXT};
 
 use super::library::{close_code_of, message_too_big};
-use super::stream::{check_run, chunks, close_frame_from_server, feed, Chunks, Ev};
+use super::stream::{
+    check_run, chunks, close_frame_from_server, failure_close_from_server, feed, Chunks, Ev,
+};
 use super::valid::{close_code, data_spec, mask, serialize, DataSpec};
 
 #[derive(Clone, Debug)]
@@ -102,7 +104,7 @@ pub fn check_limit(case: &LimitCase) -> TestCaseResult {
                 placed[frame].header_end
             );
             prop_assert_eq!(close_code_of(message_too_big(max)), 1009);
-            prop_assert_eq!(run.out, close_frame_from_server(1009));
+            prop_assert_eq!(run.out, failure_close_from_server(message_too_big(max)));
             // RFC 6455 §7.1.7: once failed, the protocol reads nothing more.
             prop_assert!(
                 run.finished,
@@ -194,7 +196,7 @@ pub fn check_claim(case: &ClaimCase) -> TestCaseResult {
     let too_big = message_too_big(max);
     prop_assert_eq!(&events, &vec![Ev::Failed(too_big)]);
     prop_assert_eq!(close_code_of(too_big), 1009);
-    prop_assert_eq!(&run.out, &close_frame_from_server(1009));
+    prop_assert_eq!(&run.out, &failure_close_from_server(message_too_big(max)));
     prop_assert!(
         run.steps[0].consumed.end == bytes.len(),
         "1009 came from a call that consumed {:?}; the header ends at {}",

@@ -11,11 +11,25 @@ use proptest::test_runner::{TestCaseError, TestCaseResult};
 use crate::common::wire::{server_frame, CLOSE, FIN, PONG};
 
 use super::heap;
-use super::library::{close_code_of, Core, ProtocolError};
+use super::library::{close_code_of, reason_of, Core, ProtocolError};
 
-/// The server's close frame with `code` and no reason.
+/// The server's close frame with `code` and no reason: its answer to the peer's close.
 pub fn close_frame_from_server(code: u16) -> Vec<u8> {
     server_frame(FIN | CLOSE, &code.to_be_bytes())
+}
+
+/// The payload of the server's close frame reporting `err`: its code, then the rule.
+pub fn failure_payload(err: ProtocolError) -> Vec<u8> {
+    [
+        &close_code_of(err).to_be_bytes()[..],
+        reason_of(err).as_bytes(),
+    ]
+    .concat()
+}
+
+/// The server's close frame reporting `err`.
+pub fn failure_close_from_server(err: ProtocolError) -> Vec<u8> {
+    server_frame(FIN | CLOSE, &failure_payload(err))
 }
 
 /// What the protocol said, as owned values.
@@ -119,10 +133,10 @@ pub fn feed(max_message_size: usize, input: &[u8], chunks: &Chunks) -> Result<Ru
     // `receive` may unmask consumed bytes in place, so each delivery gets its own copy.
     let mut input = input.to_vec();
     let mut protocol = Core::new(max_message_size);
-    // Reserved up front: every reply is shorter than the frame that caused it (plus one
-    // close frame), so `out` never grows inside `receive` and the heap count is the
-    // protocol's own.
-    let mut out = Vec::with_capacity(input.len() + 16);
+    // Reserved up front: every reply is shorter than the frame that caused it, plus one
+    // close frame of at most 127 bytes (a control frame's payload is at most 125), so `out`
+    // never grows inside `receive` and the heap count is the protocol's own.
+    let mut out = Vec::with_capacity(input.len() + 127);
     let mut steps = Vec::new();
     heap::reset();
     let mut pos = 0;
@@ -214,7 +228,7 @@ pub fn check_run(run: &Run, max_message_size: usize) -> TestCaseResult {
                 "frames after close"
             );
             let expected = match terminal {
-                Ev::Failed(err) => close_code_of(*err).to_be_bytes().to_vec(),
+                Ev::Failed(err) => failure_payload(*err),
                 Ev::Closed(Some(code)) => code.to_be_bytes().to_vec(),
                 _ => Vec::new(),
             };

@@ -9,7 +9,7 @@ use proptest::test_runner::TestCaseResult;
 use crate::common::wire::{client_frame, CLOSE, FIN};
 
 use super::library::{close_code_of, INVALID_UTF8};
-use super::stream::{check_run, chunks, close_frame_from_server, feed, Chunks, Ev};
+use super::stream::{check_run, chunks, failure_close_from_server, feed, Chunks, Ev};
 use super::valid::{close_code, mask, serialize, DataSpec};
 
 #[derive(Clone, Debug)]
@@ -139,7 +139,7 @@ pub fn check_bad_text(case: &BadTextCase) -> TestCaseResult {
         failed.consumed,
         decisive
     );
-    prop_assert_eq!(&run.out, &close_frame_from_server(1007));
+    prop_assert_eq!(&run.out, &failure_close_from_server(INVALID_UTF8));
     prop_assert!(
         run.finished,
         "the protocol still reads after 1007 (RFC 6455 §7.1.7)"
