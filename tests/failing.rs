@@ -2,8 +2,8 @@
 //! of §7.1.7, failing the connection: "the first endpoint MUST Close the WebSocket
 //! Connection" and "MUST NOT continue to attempt to process data (including a responding
 //! Close frame) from the remote endpoint after being instructed to Fail the WebSocket
-//! Connection". pure-ws sends one close frame with the rule's code, half-closes TCP at
-//! once, and reads nothing more: a client that never answers sees the FIN within
+//! Connection". pure-ws sends one close frame with the rule's code and the rule as its
+//! reason, half-closes TCP at once, and reads nothing more: a client that never answers sees the FIN within
 //! milliseconds, and a ping sent right behind the bad frame gets no pong.
 
 mod common;
@@ -28,6 +28,10 @@ fn fails_at_once(server: &Server, bad: &[u8], code: u16) {
     let close = client.read_frame();
     assert_eq!(close.opcode, CLOSE, "expected a close frame, got {close:?}");
     assert_eq!(close.close_code(), Some(code), "after {bad:02x?}");
+    // The reason names the rule, so every client sees why (at most 123 bytes, RFC 6455 §5.5).
+    let reason = std::str::from_utf8(&close.payload[2..]).expect("a UTF-8 reason");
+    assert!(reason.starts_with("RFC 6455 §"), "{reason:?}");
+    assert!(reason.len() <= 123, "{reason:?}");
     // Nothing after the close frame (no pong), then EOF.
     client.expect_eof();
     let waited = started.elapsed();

@@ -19,18 +19,6 @@ const MASKED_PING: [u8; 11] = [
     0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
 ];
 
-/// The trace lines of the connection from `client`, without the peer address.
-fn trace_of(server: &Server, client: &Client, until: &str) -> Vec<String> {
-    let peer = client.stream.local_addr().unwrap().to_string();
-    server.wait_for_log(until);
-    server
-        .stderr()
-        .iter()
-        .filter_map(|line| line.strip_prefix(&format!("{peer} ")))
-        .map(str::to_string)
-        .collect()
-}
-
 /// A connection that offered the inspector's subprotocol, with its first (handshake) message.
 fn inspected(server: &Server) -> (Client, Value) {
     let (mut client, head) =
@@ -65,7 +53,7 @@ fn the_trace_shows_the_rfc_frames_both_ways() {
         (pong.opcode, pong.payload.as_slice()),
         (PONG, &b"Hello"[..])
     );
-    let trace = trace_of(&server, &client, "> pong");
+    let trace = server.trace_of(&client, "> pong");
     let expected = [
         "< text fin mask=37fa213d len=5 (7-bit); header 81 85 37 fa 21 3d; payload \"Hello\"",
         "> text fin len=17 (7-bit); header 81 11; payload \"Server got: Hello\"",
@@ -85,7 +73,7 @@ fn the_trace_shows_the_handshake_step_by_step() {
     let server = Server::start(&["--trace"]);
     let client = server.ws();
     // The response head is traced last.
-    let trace = trace_of(&server, &client, "http > Sec-WebSocket-Accept");
+    let trace = server.trace_of(&client, "http > Sec-WebSocket-Accept");
     for line in [
         "http < GET / HTTP/1.1",
         "http < Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
@@ -107,7 +95,7 @@ fn the_trace_names_the_rule_a_failure_broke_and_its_bytes() {
     client.send(&[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
     assert_eq!(client.read_frame().close_code(), Some(1002));
     // The close frame is traced after the failure: wait for it.
-    let trace = trace_of(&server, &client, "> close");
+    let trace = server.trace_of(&client, "> close");
     let failure = trace
         .iter()
         .find(|line| line.starts_with("! failed"))
@@ -135,7 +123,7 @@ fn a_long_payload_is_traced_by_its_first_64_bytes() {
     let text = "x".repeat(70_000);
     client.send_text(&text);
     client.expect_text(&text);
-    let trace = trace_of(&server, &client, "> text");
+    let trace = server.trace_of(&client, "> text");
     let received = trace
         .iter()
         .find(|l| l.starts_with("< text"))
@@ -281,4 +269,110 @@ fn no_inspector_message_follows_our_close_frame() {
     assert_eq!(client.read_frame().close_code(), Some(1001));
     client.send_frame(true, CLOSE, &close_payload(1001, ""));
     client.expect_eof();
+}
+
+/// Sends a command the page may give, and checks the server acknowledges it.
+fn command(client: &mut Client, name: &str) {
+    client.send_text(&format!("{{\"command\":\"{name}\"}}"));
+    let ack = read_json(client);
+    assert_eq!(ack["inspect"], "command", "{ack}");
+    assert_eq!(ack["command"], name);
+    assert_eq!(ack["received"][0]["opcodeName"], "text");
+}
+
+#[test]
+fn the_page_can_ask_for_a_ping_and_sees_the_pong() {
+    let server = Server::start(&["--quiet"]);
+    let (mut client, _) = inspected(&server);
+    command(&mut client, "ping");
+    let described = read_json(&mut client);
+    assert_eq!(described["inspect"], "control");
+    assert_eq!(described["received"], Value::Null);
+    assert_eq!(described["sent"]["opcodeName"], "ping");
+    assert_eq!(
+        described["sent"]["payloadText"],
+        "ping at the page's request"
+    );
+    let ping = client.read_frame();
+    assert_eq!(ping.opcode, 0x9);
+    client.send_frame(true, PONG, &ping.payload);
+    let pong = read_json(&mut client);
+    assert_eq!(pong["received"]["opcodeName"], "pong");
+    assert_eq!(
+        pong["received"]["payloadText"],
+        "ping at the page's request"
+    );
+    assert_eq!(pong["sent"], Value::Null);
+}
+
+#[test]
+fn the_page_can_ask_for_the_next_echo_in_three_frames() {
+    let server = Server::start(&["--quiet"]);
+    let (mut client, _) = inspected(&server);
+    command(&mut client, "fragment");
+    client.send_text("in pieces");
+    let message = read_json(&mut client);
+    let sent = message["sent"].as_array().expect("a list of frames");
+    let heads: Vec<&str> = sent.iter().map(|f| f["header"].as_str().unwrap()).collect();
+    assert_eq!(heads, ["01 07", "00 07", "80 07"]);
+    let mut joined = Vec::new();
+    for (fin, opcode) in [(false, TEXT), (false, 0x0), (true, 0x0)] {
+        let frame = client.read_frame();
+        assert_eq!((frame.fin, frame.opcode), (fin, opcode));
+        joined.extend(frame.payload);
+    }
+    assert_eq!(joined, b"Server got: in pieces");
+    // The next echo is whole again.
+    client.send_text("whole");
+    assert_eq!(read_json(&mut client)["sent"].as_array().unwrap().len(), 1);
+    client.expect_text("Server got: whole");
+}
+
+#[test]
+fn the_page_can_ask_the_server_to_close_and_nothing_follows_the_close() {
+    let server = Server::start(&[]);
+    let (mut client, _) = inspected(&server);
+    let peer = client.stream.local_addr().unwrap().to_string();
+    command(&mut client, "close");
+    let described = read_json(&mut client);
+    assert_eq!(described["sent"]["closeCode"], 1000);
+    assert_eq!(
+        described["sent"]["closeReason"],
+        "closed at the page's request"
+    );
+    let close = client.read_frame();
+    assert_eq!(close.close_code(), Some(1000));
+    // The browser's answer: the server describes nothing after its own close.
+    client.send_frame(true, CLOSE, &close_payload(1000, ""));
+    client.expect_eof();
+    drop(client);
+    let line = server.wait_for_log(&peer);
+    assert!(
+        line.contains("close 1000 sent at the inspector page's request"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_frame_says_how_many_reads_it_took_and_whether_it_shared_one() {
+    let server = Server::start(&["--trace"]);
+    let (mut client, _) = inspected(&server);
+    let mut two = common::wire::masked(true, TEXT, b"one");
+    two.extend(common::wire::masked(true, TEXT, b"two"));
+    client.send(&two);
+    for text in ["one", "two"] {
+        let message = read_json(&mut client);
+        assert_eq!(message["received"][0]["reads"], 1);
+        assert_eq!(message["received"][0]["sharedRead"], true);
+        assert_eq!(message["sent"][0]["reads"], Value::Null);
+        client.expect_text(&format!("Server got: {text}"));
+    }
+    client.send(&MASKED_HELLO[..3]);
+    // The trace shows when the server has read those 3 bytes.
+    server.trace_of(&client, "read 3 bytes");
+    client.send(&MASKED_HELLO[3..]);
+    let message = read_json(&mut client);
+    assert_eq!(message["received"][0]["reads"], 2);
+    assert_eq!(message["received"][0]["sharedRead"], false);
+    client.expect_text("Server got: Hello");
 }

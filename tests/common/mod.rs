@@ -108,6 +108,24 @@ impl Server {
         })
     }
 
+    /// The trace lines of the connection from `client`, without its peer address, once
+    /// one of them contains `until`.
+    pub fn trace_of(&self, client: &Client, until: &str) -> Vec<String> {
+        let peer = format!("{} ", client.stream.local_addr().unwrap());
+        eventually(READ_TIMEOUT, || {
+            let lines: Vec<String> = self
+                .stderr()
+                .iter()
+                .filter_map(|line| line.strip_prefix(&peer))
+                .map(str::to_string)
+                .collect();
+            match lines.iter().any(|line| line.contains(until)) {
+                true => Ok(lines),
+                false => Err(format!("no trace line with {until:?} in {lines:#?}")),
+            }
+        })
+    }
+
     /// A TCP connection to the server that fails the test rather than hang.
     pub fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).expect("connect");
