@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::wire::{self, masked, BINARY, FIN, TEXT};
+use common::wire::{self, masked, LenField, BINARY, FIN, TEXT};
 use common::Server;
 
 const PREFIX: &[u8] = b"Server got: ";
@@ -143,4 +143,20 @@ fn an_all_zero_mask_is_still_a_mask() {
     let mut client = server.ws();
     client.send(&wire::frame(FIN | TEXT, b"zero", Some([0; 4])));
     client.expect_text("Server got: zero");
+}
+
+/// RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length" binds
+/// the sender. pure-ws sends only minimal lengths, and accepts a client's longer ones: a
+/// 5-byte payload with a 16-bit and with a 64-bit length field.
+#[test]
+fn a_client_length_that_is_not_minimal_is_accepted() {
+    let server = Server::start(&["--quiet"]);
+    let mut client = server.ws();
+    for field in [LenField::Bits16, LenField::Bits64] {
+        let key = [9, 8, 7, 6];
+        let mut frame = wire::header(FIN | TEXT, 5, field, Some(key));
+        frame.extend(wire::xor_mask(b"short", key, 0));
+        client.send(&frame);
+        client.expect_text("Server got: short");
+    }
 }
