@@ -117,9 +117,12 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 
 fn fragmented(c: &mut Conn) -> Result<(), String> {
     c.note("RFC 6455 §5.4: a fragmented message is a frame with FIN=0 and the message's opcode,")?;
-    c.note("then continuation frames (opcode 0), the last with FIN=1; one write each here")?;
+    c.note("then continuation frames (opcode 0), the last with FIN=1; one write each here,")?;
+    c.note("20 ms apart, so the server reads each on its own")?;
     c.send(&[masked(TEXT, b"Hel")])?;
+    thread::sleep(SPLIT_PAUSE);
     c.send(&[masked(CONTINUATION, b"lo")])?;
+    thread::sleep(SPLIT_PAUSE);
     c.send(&[masked(FIN | CONTINUATION, b" world")])?;
     c.note("the server must join the three payloads and answer the message once")?;
     c.read_message()
