@@ -223,8 +223,9 @@ fn say(line: &str) {
 /// glibc's malloc maps such a buffer with `mmap` and unmaps it when it is freed, but each
 /// such free raises that threshold (up to 32 MiB), so later multi-MiB buffers come from
 /// per-thread arenas, which keep the memory. Setting the threshold once turns the raising
-/// off. The price: a message over 256 KiB (the size the protocol stops keeping between
-/// messages) lands in fresh pages each time, which the kernel has to zero.
+/// off. The price: a large buffer freed is gone, and the next one is fresh pages the kernel
+/// zeroes; so the protocol keeps a connection's message buffer while the connection is
+/// busy, and hands one over 256 KiB back once it goes quiet.
 ///
 /// A threshold the user set (`MALLOC_MMAP_THRESHOLD_`, or `glibc.malloc.mmap_threshold` in
 /// `GLIBC_TUNABLES`) is theirs to choose and is left alone; the other malloc settings

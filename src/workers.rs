@@ -1,8 +1,8 @@
-//! Threads for connections: one per live connection, as always, and no hand-over between
-//! threads. A thread without a connection waits in `accept` itself, so the thread the
-//! kernel wakes for a new connection is the one that serves it. Handing each accepted
-//! socket from an accepting thread to a serving one cost a second thread wake-up per
-//! connection, and on a machine with an idle core that wake-up often crosses cores.
+//! Threads for connections: one per live connection, and no hand-over between threads. A
+//! thread without a connection waits in `accept` itself, so the thread the kernel wakes
+//! for a new connection is the one that serves it: handing a socket from an accepting
+//! thread to a serving one would cost a second wake-up per connection, and on a machine
+//! with an idle core that wake-up often crosses cores.
 //!
 //! The bookkeeping is one counter, `waiting`: the threads in the accept loop.
 //! - A thread that accepts a connection while no other is waiting asks the keeper (the
@@ -149,8 +149,7 @@ where
     /// quiet spell passed while another thread was waiting too.
     ///
     /// Not inlined: its locals would otherwise sit in `work`'s frame, under every frame
-    /// that serves the connection, and push an idle connection's stack into a third page
-    /// (measured: 12 KiB of stack per connection instead of 8).
+    /// that serves the connection, and push an idle connection's stack into one more page.
     #[inline(never)]
     fn next_job(&self) -> Option<Job> {
         loop {
