@@ -34,8 +34,8 @@ Options:
       --trusted-proxy ADDR        IP address of a reverse proxy whose X-Forwarded-For or
                                   Forwarded header names the client in the log (repeatable)
       --quiet                     no log line per connection
-      --trace                     log every handshake step and every frame, both ways,
-                                  to stderr (a line each)
+      --trace                     log each handshake step, each read, each frame both
+                                  ways and each failure's reason to stderr, a line each
   -h, --help                      print this help
   -V, --version                   print the version
 ";
