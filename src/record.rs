@@ -577,3 +577,27 @@ impl Recorder for Recording {
         }));
     }
 }
+
+/// Records the unit tests of the modules that render them share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Arrival, FrameRecord};
+    use crate::frame::FrameHeader;
+    use crate::Status;
+
+    /// The RFC 6455 §5.7 masked "Hello", as its record comes out of the protocol, having
+    /// arrived as `arrival` says.
+    pub(crate) fn masked_hello(arrival: Arrival) -> FrameRecord {
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let Ok(Status::Complete((header, len))) = FrameHeader::parse_client(&bytes) else {
+            panic!("the RFC example parses");
+        };
+        let mut record = FrameRecord::received(&header);
+        record.on_wire.extend(&bytes[len..]);
+        record.payload.extend(b"Hello");
+        record.arrival = Some(arrival);
+        record
+    }
+}

@@ -414,26 +414,15 @@ fn join(parts: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{FrameHeader, Opcode};
-    use crate::record::{Arrival, Preview, PREVIEW};
-    use crate::Status;
+    use crate::frame::Opcode;
+    use crate::record::{fixtures, Arrival, Preview, PREVIEW};
 
-    /// The RFC 6455 §5.7 masked "Hello", as its record comes out of the protocol.
+    /// The RFC 6455 §5.7 masked "Hello", as it arrived here.
     fn masked_hello() -> FrameRecord {
-        let bytes = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
-        let Ok(Status::Complete((header, len))) = FrameHeader::parse_client(&bytes) else {
-            panic!("the RFC example parses");
-        };
-        let mut record = FrameRecord::received(&header);
-        record.on_wire.extend(&bytes[len..]);
-        record.payload.extend(b"Hello");
-        record.arrival = Some(Arrival {
+        fixtures::masked_hello(Arrival {
             reads: 1,
             shared: false,
-        });
-        record
+        })
     }
 
     #[test]
