@@ -63,7 +63,7 @@ fn frame_head(frame: &FrameRecord) -> String {
     line
 }
 
-/// One line for a frame: [`frame_head`], then the close code, the payload preview (text
+/// One line for a frame: its head (`frame_head`), then the close code, the payload preview (text
 /// when [`printable`], else hex), and how the frame arrived when it took more than one
 /// read or shared one.
 pub fn frame_line(frame: &FrameRecord) -> String {

@@ -314,3 +314,38 @@ fn excerpts_compare_ports_and_keys_aside() {
     assert!(!appears_in(&["a".to_string(), "c".to_string()], &trace));
     assert!(!appears_in(&["b changed".to_string()], &trace));
 }
+
+/// The relative links of a markdown text: `](target)`, without `#anchors`.
+fn links(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|target| !target.contains("://") && !target.starts_with('#'))
+        .map(|target| target.split('#').next().unwrap_or_default().to_string())
+        .filter(|target| !target.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_link_in_the_documents_points_to_a_file() {
+    let mut broken = Vec::new();
+    let documents = fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .chain([root().join("README.md")]);
+    for document in documents {
+        let text = fs::read_to_string(&document).unwrap();
+        let dir = document.parent().unwrap();
+        for link in links(&text) {
+            if !dir.join(&link).exists() {
+                broken.push(format!("{}: {link}", document.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert_eq!(
+        links("[a](docs/x.md#y) [b](https://e.org) [c](#top) ![i](docs/i.png)"),
+        ["docs/x.md", "docs/i.png"]
+    );
+}
