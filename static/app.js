@@ -30,8 +30,8 @@
   const LENGTH_ENCODINGS = { 0: "7-bit", 2: "16-bit", 8: "64-bit" };
   const encoder = new TextEncoder();
   const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  // What the server does for payloadText: bad or cut-off sequences become U+FFFD.
-  const lossyUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+  // The control characters the server will not show as text: all but tab, LF and CR.
+  const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
   // The socket goes to the very URL the page came from, so the page works at the root and
   // under any sub-path a proxy mounts it at (the server upgrades on any path).
@@ -59,7 +59,7 @@
 
   let ws = null;
   let inspecting = false;    // the open socket's server selected INSPECT
-  let echoNext = null;       // {frame}: the server described a message; its echo comes next
+  let echoNext = null;       // {sent}: the server described a message; its echo comes next
   let awaitingFrames = [];   // sent entries whose frames the server has not described yet
   let pending = [];          // sent messages awaiting their echo: {text, binary, t0}
   const history = [];        // sent messages, oldest first, for ArrowUp / ArrowDown
@@ -132,6 +132,21 @@
     }
   }
 
+  // The server's one rule for showing a payload (`printable` in src/trace.rs): its text when
+  // it is UTF-8 (a code point cut off by the end of the bytes is allowed) with no control
+  // character but tab, LF and CR; otherwise null, and it is shown in hex.
+  function printable(bytes) {
+    let text;
+    try {
+      // Streaming, the decoder holds back a cut-off sequence at the end instead of failing.
+      const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      text = decoder.decode(new Uint8Array(bytes), { stream: true });
+    } catch {
+      return null;
+    }
+    return CONTROL.test(text) ? null : text;
+  }
+
   const base64 = bytes => btoa(String.fromCharCode(...bytes));
 
   // ---- the log ----
@@ -183,9 +198,9 @@
     return f;
   }
 
-  function fieldGroup(bytes, fields) {
+  function fieldGroup(byteText, fields) {
     const g = node("div", "fgroup");
-    g.appendChild(node("div", "fbyte", hex(bytes)));
+    g.appendChild(node("div", "fbyte", byteText));
     const row = node("div", "fields");
     fields.forEach(f => row.appendChild(f));
     g.appendChild(row);
@@ -211,11 +226,13 @@
     return out;
   }
 
-  // The payload as three aligned rows, masked bytes ⊕ key = bytes, and the text they spell;
-  // 16 bytes a line, like a hex dump, each line with its row labels.
-  function payloadRows(masked, plain, key, opcode) {
+  // The payload as aligned rows, masked bytes ⊕ key = bytes, and, when the payload is text
+  // by the server's rule (`withText`), the text they spell; 16 bytes a line, like a hex
+  // dump, each line with its row labels.
+  function payloadRows(masked, plain, key, opcode, withText) {
     const box = node("div", "payload");
-    const labels = key.length ? ["masked", "⊕ key", "= bytes", "text"] : ["bytes", "text"];
+    const labels = key.length ? ["masked", "⊕ key", "= bytes"] : ["bytes"];
+    if (withText) labels.push("text");
     const codeBytes = opcode === 8 ? 2 : 0;
     const chars = byteChars(plain, codeBytes, opcode !== 2);
     let line = null;
@@ -233,7 +250,7 @@
         col.appendChild(node("span", "k", hex([key[i % 4]])));
       }
       col.appendChild(node("span", "u", hex([b])));
-      col.appendChild(node("span", "c", i < codeBytes ? (i === 0 ? "code" : "") : chars[i]));
+      if (withText) col.appendChild(node("span", "c", i < codeBytes ? (i === 0 ? "code" : "") : chars[i]));
       line.appendChild(col);
     });
     return box;
@@ -287,21 +304,29 @@
     expect("length encoding", h.encoding, f.lengthEncoding);
     expect("payload bytes", h.length, masked.length + f.more);
     expect("unmasked payload", hex(plain), f.payloadHex);
-    const textBytes = h.opcode <= 1 ? plain : h.opcode === 8 ? plain.slice(2) : null;
-    expect("payload text", textBytes && lossyUtf8.decode(new Uint8Array(textBytes)), f.payloadText);
-    expect("close code", h.opcode === 8 && plain.length >= 2 ? plain[0] * 256 + plain[1] : null,
-      f.closeCode);
+    // Binary and reserved frames have no text; a close frame's text is its reason.
+    const textBytes = h.opcode === 2 || !OPCODES[h.opcode] ? null : h.opcode === 8 ? plain.slice(2) : plain;
+    const shown = textBytes && printable(textBytes);
+    expect("payload text", shown, f.payloadText);
+    const isClose = h.opcode === 8 && plain.length >= 2;
+    expect("close code", isClose ? plain[0] * 256 + plain[1] : null, f.closeCode);
+    expect("close reason", isClose ? shown : null, f.closeReason);
     if ((h.mask === 1) !== fromBrowser) {
       problems.push("RFC 6455 §5.1: a client masks every frame, a server none");
     }
     return problems;
   }
 
-  function frameTitle(h, fromBrowser) {
-    return (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + h.opName +
+  function frameTitle(h, fromBrowser, part) {
+    const title = node("div", "frame-title");
+    if (part) title.appendChild(node("span", "part", part));
+    title.appendChild(document.createTextNode(
+      (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + h.opName +
       " · " + plural(h.length, "byte") + " · " + h.encoding + " length · " +
-      (h.mask ? "masked" : "not masked");
+      (h.mask ? "masked" : "not masked")));
+    return title;
   }
+
 
   // The header bytes in a row, each coloured by the field it belongs to.
   function headerBytes(h) {
@@ -320,44 +345,56 @@
   // Under each header byte (or group of bytes), the fields it holds: bits, name, meaning.
   function headerFields(h) {
     const groups = node("div", "fgroups");
-    groups.appendChild(fieldGroup([h.b0], [
+    groups.appendChild(fieldGroup(hex([h.b0]), [
       field("f-fin", String(h.fin), "FIN", h.fin ? "final" : "more follow"),
       field("f-rsv", String(h.rsv[0]), "RSV1", h.rsv[0] ? "set" : "–"),
       field("f-rsv", String(h.rsv[1]), "RSV2", h.rsv[1] ? "set" : "–"),
       field("f-rsv", String(h.rsv[2]), "RSV3", h.rsv[2] ? "set" : "–"),
       field("f-op", bits(h.opcode, 4), "opcode", h.opcode + " " + h.opName),
     ]));
-    groups.appendChild(fieldGroup([h.b1], [
+    groups.appendChild(fieldGroup(hex([h.b1]), [
       field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none"),
       field("f-len", bits(h.len7, 7), "payload len",
         h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7)),
     ]));
     if (h.extSize) {
-      groups.appendChild(fieldGroup(h.ext, [
+      groups.appendChild(fieldGroup(hex(h.ext), [
         field("f-ext", grouped(h.length), "extended length", h.encoding),
       ]));
     }
     if (h.mask) {
-      groups.appendChild(fieldGroup(h.key, [
+      groups.appendChild(fieldGroup(hex(h.key), [
         field("f-key", "", "masking key", "XORed into the payload"),
       ]));
     }
     return groups;
   }
 
-  // The lines under a frame: how many payload bytes are not shown, and a close frame's code.
+  function closeLine(code, reason) {
+    const words = CLOSE_CODES[code] ? " " + CLOSE_CODES[code] : "";
+    return "close code " + code + words + (reason ? " · reason “" + reason + "”" : "");
+  }
+
+  // A ping's or pong's payload, by the server's rule: its text, or its bytes in hex.
+  function controlPayload(f) {
+    if (f.payloadLength === 0) return "no payload";
+    const cut = f.more > 0 ? "…" : "";
+    return typeof f.payloadText === "string" ? "payload “" + f.payloadText + cut + "”"
+      : "payload " + f.payloadHex + cut + " (hex: not printable text)";
+  }
+
+  // The lines under a frame: how many payload bytes are not shown, and a control frame's
+  // payload or close code.
   function appendNotes(box, f) {
     if (f.more > 0) box.appendChild(node("div", "more", "… " + plural(f.more, "more byte")));
-    if (typeof f.closeCode === "number") {
-      const reason = f.closeReason ? " · reason “" + f.closeReason + "”" : "";
-      const words = CLOSE_CODES[f.closeCode] ? " " + CLOSE_CODES[f.closeCode] : "";
-      box.appendChild(node("div", "more", "close code " + f.closeCode + words + reason));
-    }
+    if (f.opcode === 9 || f.opcode === 10) box.appendChild(node("div", "more", controlPayload(f)));
+    if (typeof f.closeCode === "number") box.appendChild(node("div", "more", closeLine(f.closeCode, f.closeReason)));
   }
 
   // Draws one FRAME of the server's description. The fields are read from the header bytes
-  // themselves; the server's decoded fields only serve to cross-check them.
-  function renderFrame(f) {
+  // themselves; the server's decoded fields only serve to cross-check them. `opts.part`
+  // names its place in a fragmented message; `opts.notes` are lines of its own.
+  function renderFrame(f, opts = {}) {
     const fromBrowser = f.direction === "received";
     const box = node("div", "frame " + (fromBrowser ? "browser" : "server"));
     const bytes = hexToBytes(f.header);
@@ -370,24 +407,39 @@
     const plain = masked.map((b, i) => (h.mask ? b ^ h.key[i % 4] : b));
     const problems = crossCheck(h, f, masked, plain, fromBrowser);
 
-    box.appendChild(node("div", "frame-title", frameTitle(h, fromBrowser)));
+    box.appendChild(frameTitle(h, fromBrowser, opts.part));
     box.appendChild(headerBytes(h));
     box.appendChild(headerFields(h));
-    if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode));
+    const withText = typeof f.payloadText === "string";
+    if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode, withText));
     appendNotes(box, f);
+    (opts.notes || []).forEach(text => box.appendChild(node("div", "note", text)));
     if (problems.length) box.appendChild(node("div", "mismatch", "Mismatch — " + problems.join("; ")));
     return box;
   }
 
-  // Puts the drawings of `frames` right under the log entry `after` (if it is still shown);
+  // A frame's place in a message of `count` frames, when there are several.
+  function partName(i, count) {
+    if (count < 2) return "";
+    return i === 0 ? "first" : i === count - 1 ? "final" : "continuation";
+  }
+
+  // The drawings of a message's frames (the first `frames` of `count`), each labelled with
+  // its place and given the lines `notesOf` has for it.
+  function messageCards(frames, count, notesOf) {
+    return frames.map((f, i) => renderFrame(f, {
+      part: partName(i, count),
+      notes: notesOf ? notesOf(f) : [],
+    }));
+  }
+
+  // Puts the drawings `boxes` right under the log entry `after` (if it is still shown);
   // `omitted` counts the frames of a message past those the server describes.
-  function attachFrames(after, side, frames, omitted) {
+  function attachFrames(after, side, boxes, omitted) {
     if (!after || after.parentNode !== el.log) return;
     const stick = nearBottom();
     const li = node("li", "frames " + side);
-    frames.forEach(f => {
-      if (f) li.appendChild(renderFrame(f));
-    });
+    boxes.forEach(box => li.appendChild(box));
     if (omitted > 0) li.appendChild(node("div", "more", "… and " + plural(omitted, "more frame")));
     el.log.insertBefore(li, after.nextSibling);
     if (stick) el.log.scrollTop = el.log.scrollHeight;
@@ -460,13 +512,17 @@
     }
   }
 
+  function closeWords(f) {
+    return (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
+      (f.closeReason ? " “" + f.closeReason + "”" : "");
+  }
+
+  // A control frame your browser sent.
   function controlText(f) {
     switch (f.opcode) {
-      case 10: return "Pong from your browser, answering the server's keepalive ping";
+      case 10: return "Pong from your browser, answering the server's ping with its payload";
       case 9: return "Ping from your browser; the server answers with a pong";
-      case 8: return "Close frame from your browser" +
-        (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
-        (f.closeReason ? " “" + f.closeReason + "”" : "") + "; the server replies with its own";
+      case 8: return "Close frame from your browser" + closeWords(f) + "; the server replies with its own";
       default: return "Control frame " + f.opcode + " from your browser";
     }
   }
@@ -474,30 +530,53 @@
   // A control frame the server sends on its own, described just before it goes out.
   function serverControlText(f) {
     switch (f.opcode) {
-      case 9: return "Keepalive ping from the server; your browser answers with a pong";
-      case 8: return "Close frame from the server" +
-        (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
-        (f.closeReason ? " “" + f.closeReason + "”" : "");
+      case 9: return "Ping from the server; your browser answers with a pong";
+      case 8: return "Close frame from the server" + closeWords(f) + "; your browser answers with its own";
       default: return "Control frame " + f.opcode + " from the server";
     }
   }
 
+  // The lines a control frame's card has of its own.
+  function controlNotes(f) {
+    if (f.direction !== "sent" || f.opcode !== 8) return [];
+    return ["Nothing follows the server's close frame, not even its account of your browser's " +
+      "answer: RFC 6455 §5.5.1 allows no data frame after a close."];
+  }
+
+  // A control frame: one your browser sent, with the server's answer if it had one, or one
+  // the server sends on its own.
+  function describeControl(r) {
+    if (!r.received && !r.sent) return;
+    const text = r.received ? controlText(r.received) : serverControlText(r.sent);
+    const li = addEntry("system", "", text);
+    const frames = [r.received, r.sent].filter(Boolean);
+    attachFrames(li, "control", frames.map(f => renderFrame(f, { notes: controlNotes(f) })), 0);
+  }
+
+  // The frames that carried a message of the page's in: under that message's entry.
+  function describeSent(r) {
+    const frames = Array.isArray(r.received) ? r.received : [];
+    const omitted = r.omitted || 0;
+    attachFrames(awaitingFrames.shift(), "browser", messageCards(frames, frames.length + omitted), omitted);
+  }
+
   function inspect(r) {
-    if (r.inspect === "handshake") {
-      showHandshake(r);
-    } else if (r.inspect === "message") {
-      attachFrames(awaitingFrames.shift(), "browser", r.received || [], r.omitted);
-      echoNext = { frame: r.sent };
-    } else if (r.inspect === "control" && r.received) {
-      const li = addEntry("system", "", controlText(r.received));
-      attachFrames(li, "control", [r.received, r.sent]);
-    } else if (r.inspect === "control" && r.sent) {
-      const own = addEntry("system", "", serverControlText(r.sent));
-      attachFrames(own, "control", [r.sent]);
+    switch (r.inspect) {
+      case "handshake":
+        showHandshake(r);
+        break;
+      case "message":
+        describeSent(r);
+        echoNext = { sent: Array.isArray(r.sent) ? r.sent : [] };
+        break;
+      case "control":
+        describeControl(r);
+        break;
+      default:
     }
   }
 
-  function receiveEcho(data, t1, frame) {
+  function receiveEcho(data, t1, described) {
     const binary = typeof data !== "string";
     const bytes = binary ? new Uint8Array(data) : null;
     const text = binary ? utf8OrNull(bytes) : data;
@@ -520,7 +599,10 @@
     const shown = text !== null ? text
       : hex(bytes.subarray(0, 64)) + (bytes.length > 64 ? " … " + plural(bytes.length - 64, "more byte") : "");
     const li = addEntry("received", "Received", shown, extra);
-    if (frame) attachFrames(li, "server", [frame]);
+    if (described) {
+      const { sent } = described;
+      attachFrames(li, "server", messageCards(sent, sent.length), 0);
+    }
   }
 
   // ---- the connection ----
@@ -589,9 +671,9 @@
           return;
         }
       }
-      const frame = echoNext && echoNext.frame;
+      const described = echoNext;
       echoNext = null;
-      receiveEcho(ev.data, t1, frame);
+      receiveEcho(ev.data, t1, described);
     };
 
     sock.onerror = () => {
@@ -622,6 +704,7 @@
       sock.close(1000, "Frames toggled");
     }
   }
+
 
   function transmit(text) {
     const binary = el.binary.checked;

@@ -353,17 +353,19 @@ const HANDSHAKE_SHOWN: &str = "!document.getElementById('handshake').hidden";
 /// What the page says where the header bytes and the server's decoded fields disagree.
 const MISMATCHES: &str = "[...document.querySelectorAll('#log .mismatch')].map(e => e.textContent)";
 
-/// Every frame drawn in the log, in order: who sent it, its title, its header bytes as
-/// shown, its field labels, its payload columns (masked, key, unmasked, text for the
-/// browser's frames; unmasked, text for the server's), the notes under it, and the text of
-/// the log entry it is drawn under.
+/// Every frame drawn in the log, in order: who sent it, its place in a fragmented message,
+/// its title, its header bytes as shown, its field labels, its payload columns (masked, key,
+/// unmasked, text for the browser's frames; unmasked, text for the server's; no text for a
+/// payload that is not text), the notes under it, and the text of the log entry it is
+/// drawn under.
 const FRAMES: &str = "[...document.querySelectorAll('#log .frame')].map(f => ({
     from: f.classList.contains('browser') ? 'browser' : 'server',
+    part: f.querySelector('.part')?.textContent ?? '',
     title: f.querySelector('.frame-title').textContent,
     header: f.querySelector('.hdr-hex').textContent,
     fields: [...f.querySelectorAll('.fname')].map(e => e.textContent),
     columns: [...f.querySelectorAll('.pcol:not(.legend)')].map(c => [...c.children].map(s => s.textContent)),
-    notes: [...f.querySelectorAll('.more')].map(e => e.textContent).join(' '),
+    notes: [...f.querySelectorAll('.more, .note')].map(e => e.textContent).join(' '),
     under: f.closest('li').previousElementSibling?.querySelector('.text')?.textContent ?? ''
 }))";
 
@@ -675,7 +677,19 @@ fn frame_inspector_in_headless_chromium() {
         "the browser's pong",
         &format!("{FRAMES}.find(f => f.from === 'browser' && f.title.includes('pong'))"),
     );
-    assert_header_starts(&pong, "8a 8", "a masked pong");
+    assert_header_starts(&pong, "8a 89", "a masked pong of 9 bytes");
+    assert!(
+        text(&pong["notes"]).contains("payload “keepalive”"),
+        "the pong's payload as text, by the trace's rule: {}",
+        pong["notes"]
+    );
+    let ping = frame_under(&mut cdp, "server", "Ping from the server;");
+    assert_eq!(header(&ping), "89 09", "the keepalive ping, unmasked");
+    assert!(
+        text(&ping["notes"]).contains("payload “keepalive”"),
+        "the ping's payload as text, by the trace's rule: {}",
+        ping["notes"]
+    );
     assert_eq!(cdp.eval(MISMATCHES), json!([]), "the pong's fields agree");
     assert!(
         cdp.eval_str("document.getElementById('log').textContent")
