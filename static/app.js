@@ -383,12 +383,20 @@
       : "payload " + f.payloadHex + cut + " (hex: not printable text)";
   }
 
-  // The lines under a frame: how many payload bytes are not shown, and a control frame's
-  // payload or close code.
+  // The lines under a frame: how many payload bytes are not shown, a control frame's
+  // payload or close code, and how a received frame came through TCP.
   function appendNotes(box, f) {
     if (f.more > 0) box.appendChild(node("div", "more", "… " + plural(f.more, "more byte")));
     if (f.opcode === 9 || f.opcode === 10) box.appendChild(node("div", "more", controlPayload(f)));
     if (typeof f.closeCode === "number") box.appendChild(node("div", "more", closeLine(f.closeCode, f.closeReason)));
+    if (f.reads > 1) {
+      box.appendChild(node("div", "note arrival",
+        "arrived in " + plural(f.reads, "read") + ": TCP carries bytes, not frames, and the server joined them"));
+    }
+    if (f.sharedRead) {
+      box.appendChild(node("div", "note arrival",
+        "shared a read with another frame: the server split the bytes where its header said it ends"));
+    }
   }
 
   // Draws one FRAME of the server's description. The fields are read from the header bytes

@@ -374,6 +374,11 @@ fn card(cdp: &mut Cdp, line: &str) -> String {
     cdp.eval_str(&format!("document.getElementById('hs-{line}').textContent"))
 }
 
+/// Folds the handshake card, as a reader done with it would, to give the log the room.
+fn fold_handshake(cdp: &mut Cdp) {
+    cdp.eval("document.querySelector('#handshake > details').open = false");
+}
+
 /// Waits for the frame `from` ("browser" or "server") drawn under the entry whose text
 /// starts with `entry`.
 fn frame_under(cdp: &mut Cdp, from: &str, entry: &str) -> Value {
@@ -433,6 +438,13 @@ fn unmasked_text(frame: &Value) -> (Vec<u8>, String) {
         spelled.push_str(&text(&cells[3]));
     }
     (bytes, spelled)
+}
+
+/// How many reads a frame's card says it arrived in, if it says so.
+fn reads(frame: &Value) -> Option<u32> {
+    let notes = text(&frame["notes"]);
+    let (_, after) = notes.split_once("arrived in ")?;
+    after.split(' ').next()?.parse().ok()
 }
 
 fn assert_fields(frame: &Value, names: &[&str]) {
@@ -607,6 +619,18 @@ fn frame_inspector_in_headless_chromium() {
         "64 of 65,536 bytes shown: {}",
         big["notes"]
     );
+    // The server reads at most 64 KiB at a time, so a 65,546-byte frame takes several.
+    assert!(
+        reads(&big).is_some_and(|n| n > 1),
+        "the 65,536-byte frame says it arrived in several reads: {}",
+        big["notes"]
+    );
+    fold_handshake(&mut cdp);
+    cdp.eval(
+        "[...document.querySelectorAll('#log .frame.browser')]
+            .find(f => f.textContent.includes('arrived in')).scrollIntoView({ block: 'start' })",
+    );
+    cdp.screenshot(&target.join("browser-reads.png"));
 
     // Binary: opcode 2 both ways, the echo shown as its text.
     cdp.click("kind-binary");
