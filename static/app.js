@@ -51,6 +51,8 @@
     showFrames: document.getElementById("show-frames"),
     binary: document.getElementById("kind-binary"),
     sizes: document.querySelectorAll("button.size"),
+    commands: document.getElementById("commands"),
+    commandButtons: document.querySelectorAll("button.command"),
     handshake: document.getElementById("handshake"),
     hsNote: document.getElementById("hs-note"),
     hsFields: document.getElementById("hs-fields"),
@@ -60,6 +62,7 @@
   let ws = null;
   let inspecting = false;    // the open socket's server selected INSPECT
   let echoNext = null;       // {sent}: the server described a message; its echo comes next
+  let pingAsked = false;     // the page asked for a ping; the server's next ping is that one
   let awaitingFrames = [];   // sent entries whose frames the server has not described yet
   let pending = [];          // sent messages awaiting their echo: {text, binary, t0}
   const history = [];        // sent messages, oldest first, for ArrowUp / ArrowDown
@@ -172,6 +175,7 @@
     const meta = node("div", "meta");
     if (label) meta.appendChild(node("span", "dir", label));
     if (extra.binary) meta.appendChild(node("span", "kind", "binary"));
+    if (extra.tag) meta.appendChild(node("span", "kind", extra.tag));
     const time = node("time", "", clock(now));
     time.dateTime = now.toISOString();
     meta.appendChild(time);
@@ -538,7 +542,12 @@
   // A control frame the server sends on its own, described just before it goes out.
   function serverControlText(f) {
     switch (f.opcode) {
-      case 9: return "Ping from the server; your browser answers with a pong";
+      case 9: {
+        const asked = pingAsked;
+        pingAsked = false;
+        return "Ping from the server" + (asked ? ", as this page asked" : "") +
+          "; your browser answers with a pong";
+      }
       case 8: return "Close frame from the server" + closeWords(f) + "; your browser answers with its own";
       default: return "Control frame " + f.opcode + " from the server";
     }
@@ -568,6 +577,15 @@
     attachFrames(awaitingFrames.shift(), "browser", messageCards(frames, frames.length + omitted), omitted);
   }
 
+  // The server heard a command: its frames, and what happens next.
+  function acknowledged(r) {
+    describeSent(r);
+    if (r.command === "ping") pingAsked = true;
+    if (r.command === "fragment") {
+      addEntry("system", "", "The server sends its next echo in three frames: send a message to see them");
+    }
+  }
+
   function inspect(r) {
     switch (r.inspect) {
       case "handshake":
@@ -576,6 +594,9 @@
       case "message":
         describeSent(r);
         echoNext = { sent: Array.isArray(r.sent) ? r.sent : [] };
+        break;
+      case "command":
+        acknowledged(r);
         break;
       case "control":
         describeControl(r);
@@ -625,6 +646,12 @@
     });
     el.reconnect.hidden = state !== "closed";
     el.disconnect.hidden = !open;
+    // The commands ask the frame inspector, so they show with it and work while it is on.
+    const frames = el.showFrames.checked;
+    el.commands.hidden = !frames;
+    el.commandButtons.forEach(b => {
+      b.disabled = !(open && inspecting);
+    });
   }
 
   function connect() {
@@ -632,6 +659,7 @@
     pending = [];
     awaitingFrames = [];
     echoNext = null;
+    pingAsked = false;
     inspecting = false;
     const wantFrames = el.showFrames.checked;
     resetHandshake(wantFrames, "Waiting for the server's description of the handshake…");
@@ -713,6 +741,16 @@
     }
   }
 
+  // Sends `name` to the server as a command of the frame inspector, drawn as a message of
+  // the page's: the server's acknowledgment describes its frames.
+  function command(name) {
+    if (!ws || ws.readyState !== WebSocket.OPEN || !inspecting) return;
+    const text = JSON.stringify({ command: name });
+    stats.sent++;
+    renderStats();
+    awaitingFrames.push(addEntry("sent", "Sent", text, { tag: "command" }));
+    ws.send(text);
+  }
 
   function transmit(text) {
     const binary = el.binary.checked;
@@ -753,6 +791,10 @@
     button.addEventListener("click", () => {
       if (ws && ws.readyState === WebSocket.OPEN) transmit(sizedMessage(Number(button.dataset.size)));
     });
+  });
+
+  el.commandButtons.forEach(button => {
+    button.addEventListener("click", () => command(button.dataset.command));
   });
 
   // ArrowUp / ArrowDown step through what was sent, like a shell.

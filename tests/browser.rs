@@ -374,6 +374,16 @@ fn card(cdp: &mut Cdp, line: &str) -> String {
     cdp.eval_str(&format!("document.getElementById('hs-{line}').textContent"))
 }
 
+/// Scrolls the log so that the last entry whose text starts with `entry` is at its top.
+fn scroll_to(cdp: &mut Cdp, entry: &str) {
+    cdp.eval(&format!(
+        "[...document.querySelectorAll('#log .entry')]
+            .filter(e => e.querySelector('.text').textContent.startsWith({})).pop()
+            .scrollIntoView({{ block: 'start' }})",
+        js_str(entry)
+    ));
+}
+
 /// Folds the handshake card, as a reader done with it would, to give the log the room.
 fn fold_handshake(cdp: &mut Cdp) {
     cdp.eval("document.querySelector('#handshake > details').open = false");
@@ -722,4 +732,173 @@ fn frame_inspector_in_headless_chromium() {
     );
     cdp.assert_clean("after the pong");
     cdp.assert_silent("the inspector");
+}
+
+// ---------------------------------------------------------------------------
+// What the page asks the server to show.
+
+/// Whether the three command buttons are shown and can be clicked.
+const COMMANDS_USABLE: &str = "(() => { const g = document.getElementById('commands');
+    const b = [...g.querySelectorAll('button')];
+    return !g.hidden && b.length === 3 && b.every(x => !x.disabled && x.offsetParent !== null); })()";
+
+/// Clicks the command button `name` and waits for the page to draw the command as a sent
+/// message with the frame that carried it; returns that frame.
+fn give_command(cdp: &mut Cdp, name: &str) -> Value {
+    cdp.click(&format!("command-{name}"));
+    let json = format!("{{\"command\":\"{name}\"}}");
+    cdp.wait_for(&format!("the {name} command in the log"), &sent(&json));
+    let frame = frame_under(cdp, "browser", &json);
+    let expected = format!("81 {:02x}", 0x80 | json.len());
+    assert_header_starts(&frame, &expected, &format!("the {name} command"));
+    let (bytes, _) = unmasked_text(&frame);
+    assert_eq!(
+        bytes,
+        json.as_bytes(),
+        "the command's frame carries its JSON"
+    );
+    frame
+}
+
+/// The unmasked payload bytes a server frame shows, in order.
+fn server_bytes(frame: &Value) -> Vec<u8> {
+    frame["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cells| hex_byte(&cells[0]))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
+fn page_commands_in_headless_chromium() {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let chromium = Browser::executable();
+    let server = Server::start(&[]);
+    let (_browser, mut cdp) = Browser::launch(&chromium);
+    cdp.open_tab();
+    let desktop = json!({ "width": 1000, "height": 1300, "deviceScaleFactor": 1, "mobile": false });
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+    cdp.navigate(&format!("http://{}/", server.addr));
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(
+        cdp.eval("document.getElementById('commands').hidden"),
+        json!(true),
+        "no commands without the frame inspector"
+    );
+
+    cdp.click("show-frames");
+    cdp.wait_for(
+        "the inspector's connection",
+        &format!("{STATE} === 'open' && document.getElementById('hs-key').textContent"),
+    );
+    cdp.wait_for("the three commands", COMMANDS_USABLE);
+    fold_handshake(&mut cdp);
+
+    // Fragment the echo: the next echo comes as first, continuation and final frames.
+    give_command(&mut cdp, "fragment");
+    cdp.wait_for(
+        "the note that the next echo comes in three frames",
+        "document.getElementById('log').textContent.includes('next echo in three frames')",
+    );
+    cdp.click("message");
+    let message = "Hello in three frames";
+    cdp.type_text(message);
+    cdp.press_enter();
+    let echo = format!("Server got: {message}");
+    cdp.wait_for("the fragmented echo", &received(&echo));
+    let frames = cdp.eval(&format!(
+        "{FRAMES}.filter(f => f.from === 'server' && f.under === {})",
+        js_str(&echo)
+    ));
+    let frames = frames.as_array().unwrap();
+    let parts: Vec<String> = frames.iter().map(|f| text(&f["part"])).collect();
+    assert_eq!(parts, ["first", "continuation", "final"], "{frames:#?}");
+    let firsts: Vec<String> = frames.iter().map(|f| header(f)[..2].to_string()).collect();
+    assert_eq!(
+        firsts,
+        ["01", "00", "80"],
+        "text FIN 0, continuation FIN 0, continuation FIN 1"
+    );
+    let joined: Vec<u8> = frames.iter().flat_map(server_bytes).collect();
+    assert_eq!(joined, echo.as_bytes(), "the three payloads make the echo");
+    scroll_to(&mut cdp, &echo);
+    cdp.screenshot(&target.join("browser-fragmented.png"));
+
+    // Ping me: the server's ping, described before it goes out, then the browser's pong.
+    give_command(&mut cdp, "ping");
+    let ping = frame_under(
+        &mut cdp,
+        "server",
+        "Ping from the server, as this page asked",
+    );
+    let payload = "ping at the page's request";
+    assert_eq!(
+        header(&ping),
+        format!("89 {:02x}", payload.len()),
+        "an unmasked ping"
+    );
+    assert!(
+        text(&ping["notes"]).contains(&format!("payload “{payload}”")),
+        "{}",
+        ping["notes"]
+    );
+    let pong = frame_under(&mut cdp, "browser", "Pong from your browser");
+    assert_header_starts(
+        &pong,
+        &format!("8a {:02x}", 0x80 | payload.len()),
+        "the pong",
+    );
+    let (bytes, _) = unmasked_text(&pong);
+    assert_eq!(
+        bytes,
+        payload.as_bytes(),
+        "the pong carries the ping's payload"
+    );
+    assert!(
+        text(&pong["notes"]).contains(&format!("payload “{payload}”")),
+        "{}",
+        pong["notes"]
+    );
+    scroll_to(&mut cdp, "Ping from the server");
+    cdp.screenshot(&target.join("browser-ping.png"));
+    phone_dark(&mut cdp, 844, "the command buttons and cards");
+    scroll_to(&mut cdp, "Ping from the server");
+    cdp.screenshot(&target.join("browser-ping-phone-dark.png"));
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
+    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+
+    assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame so far agrees");
+    cdp.assert_clean("after the fragmented echo and the ping");
+
+    // Close from the server: its close frame is described before it goes out, and then the
+    // socket closes cleanly with its code and reason.
+    give_command(&mut cdp, "close");
+    let close = frame_under(&mut cdp, "server", "Close frame from the server: 1000");
+    let reason = "closed at the page's request";
+    assert_eq!(header(&close), format!("88 {:02x}", 2 + reason.len()));
+    assert!(
+        text(&close["notes"]).contains(&format!(
+            "close code 1000 Normal closure · reason “{reason}”"
+        )),
+        "{}",
+        close["notes"]
+    );
+    expect_closed(&mut cdp, "after the server's close", "1000", reason);
+    assert_eq!(
+        cdp.eval("[...document.querySelectorAll('#log .entry.system .text')].pop().textContent"),
+        json!(format!("Closed — 1000 Normal closure: “{reason}”")),
+        "the socket's close event comes last, after the server's close frame"
+    );
+    assert_eq!(
+        cdp.eval("[...document.querySelectorAll('#commands button')].every(b => b.disabled)"),
+        json!(true),
+        "no commands while closed"
+    );
+    scroll_to(&mut cdp, "{\"command\":\"close\"}");
+    cdp.screenshot(&target.join("browser-server-close.png"));
+    assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame agrees");
+    cdp.assert_clean("after the commands");
+    cdp.assert_silent("the commands");
 }
