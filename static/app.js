@@ -281,6 +281,7 @@
       extSize,
       ext,
       key: mask ? bytes.slice(2 + extSize, 6 + extSize) : [],
+      hiddenKey: false,
       length: extSize ? ext.reduce((n, b) => n * 256 + b, 0) : len7,
       encoding: LENGTH_ENCODINGS[extSize],
     };
@@ -331,16 +332,18 @@
     return title;
   }
 
-
-  // The header bytes in a row, each coloured by the field it belongs to.
+  // The header bytes in a row, each coloured by the field it belongs to; a key the page
+  // cannot see is four "??".
   function headerBytes(h) {
     const hdr = node("div", "hdr");
     hdr.appendChild(node("span", "caption", "header"));
     const hdrHex = node("span", "hdr-hex");
-    h.bytes.forEach((b, i) => {
+    const shown = h.hiddenKey ? h.bytes.map(b => hex([b])).concat(["??", "??", "??", "??"])
+      : h.bytes.map(b => hex([b]));
+    shown.forEach((b, i) => {
       const cls = i < 2 ? "f-hdr" : i < 2 + h.extSize ? "f-ext" : "f-key";
       if (i) hdrHex.appendChild(document.createTextNode(" "));
-      hdrHex.appendChild(node("span", "hb " + cls, hex([b])));
+      hdrHex.appendChild(node("span", "hb " + cls, b));
     });
     hdr.appendChild(hdrHex);
     return hdr;
@@ -367,8 +370,8 @@
       ]));
     }
     if (h.mask) {
-      groups.appendChild(fieldGroup(hex(h.key), [
-        field("f-key", "", "masking key", "XORed into the payload"),
+      groups.appendChild(fieldGroup(h.hiddenKey ? "?? ?? ?? ??" : hex(h.key), [
+        field("f-key", "", "masking key", h.hiddenKey ? "your browser's, not shown" : "XORed into the payload"),
       ]));
     }
     return groups;
@@ -455,6 +458,27 @@
     if (omitted > 0) li.appendChild(node("div", "more", "… and " + plural(omitted, "more frame")));
     el.log.insertBefore(li, after.nextSibling);
     if (stick) el.log.scrollTop = el.log.scrollHeight;
+  }
+
+  // The close frame the page asks the browser to send with close(code, reason), drawn from
+  // what the page knows: a browser drops every message that comes after close(), so the
+  // server's account of this frame never reaches the page. The masking key is the
+  // browser's own secret, so the key and the masked bytes cannot be shown.
+  function ownCloseFrame(code, reason) {
+    const payload = [code >> 8, code & 0xff, ...encoder.encode(reason)];
+    const h = readHeader([0x88, 0x80 | payload.length]);
+    h.hiddenKey = true;
+    const box = node("div", "frame browser own");
+    const title = frameTitle(h, true, "");
+    title.appendChild(document.createTextNode(" · drawn by this page, not by the server"));
+    box.appendChild(title);
+    box.appendChild(headerBytes(h));
+    box.appendChild(headerFields(h));
+    box.appendChild(payloadRows([], payload, [], 8, true));
+    box.appendChild(node("div", "more", closeLine(code, reason)));
+    box.appendChild(node("div", "note", "The masking key is your browser's, drawn for this frame: " +
+      "page JavaScript cannot see it, so neither the key nor the masked bytes can be shown."));
+    return box;
   }
 
   // ---- the handshake card ----
@@ -737,8 +761,18 @@
     if (sock.readyState === WebSocket.CONNECTING) {
       sock.onopen = () => sock.close(1000, "Frames toggled");
     } else if (sock.readyState === WebSocket.OPEN) {
-      sock.close(1000, "Frames toggled");
+      closeOwn(sock, "Frames toggled", true);
     }
+  }
+
+  // Closes `sock` with 1000 and `reason`; with `draw`, first shows the close frame that asks
+  // the browser to send, which the server's account would describe too late to be seen.
+  function closeOwn(sock, reason, draw) {
+    if (draw) {
+      const li = addEntry("system", "", "This page called close(1000, “" + reason + "”): your browser sends this close frame");
+      attachFrames(li, "browser", [ownCloseFrame(1000, reason)], 0);
+    }
+    sock.close(1000, reason);
   }
 
   // Sends `name` to the server as a command of the frame inspector, drawn as a message of
@@ -836,7 +870,7 @@
     if (ws && ws.readyState === WebSocket.OPEN) {
       setState("closing", "Closing…");
       el.disconnect.hidden = true;
-      ws.close(1000, "Closed by user");
+      closeOwn(ws, "Closed by user", el.showFrames.checked);
     }
     el.message.focus();
   });

@@ -353,13 +353,15 @@ const HANDSHAKE_SHOWN: &str = "!document.getElementById('handshake').hidden";
 /// What the page says where the header bytes and the server's decoded fields disagree.
 const MISMATCHES: &str = "[...document.querySelectorAll('#log .mismatch')].map(e => e.textContent)";
 
-/// Every frame drawn in the log, in order: who sent it, its place in a fragmented message,
-/// its title, its header bytes as shown, its field labels, its payload columns (masked, key,
+/// Every frame drawn in the log, in order: who sent it, whether the page drew it itself
+/// (`own`, rather than from the server's account), its place in a fragmented message, its
+/// title, its header bytes as shown, its field labels, its payload columns (masked, key,
 /// unmasked, text for the browser's frames; unmasked, text for the server's; no text for a
 /// payload that is not text), the notes under it, and the text of the log entry it is
 /// drawn under.
 const FRAMES: &str = "[...document.querySelectorAll('#log .frame')].map(f => ({
     from: f.classList.contains('browser') ? 'browser' : 'server',
+    own: f.classList.contains('own'),
     part: f.querySelector('.part')?.textContent ?? '',
     title: f.querySelector('.frame-title').textContent,
     header: f.querySelector('.hdr-hex').textContent,
@@ -695,8 +697,9 @@ fn frame_inspector_in_headless_chromium() {
     cdp.press_enter();
     cdp.wait_for("the plain echo", &received("Server got: plain"));
     assert_eq!(
-        cdp.eval("document.querySelectorAll('#log .frames').length"),
-        json!(0)
+        cdp.eval(&format!("{FRAMES}.map(f => f.own)")),
+        json!([true]),
+        "the only card is the close frame the page asked for when frames went off"
     );
     cdp.navigate(&page);
     cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
@@ -735,7 +738,7 @@ fn frame_inspector_in_headless_chromium() {
 }
 
 // ---------------------------------------------------------------------------
-// What the page asks the server to show.
+// What the page asks the server to show, and the close frame it asks the browser to send.
 
 /// Whether the three command buttons are shown and can be clicked.
 const COMMANDS_USABLE: &str = "(() => { const g = document.getElementById('commands');
@@ -872,8 +875,48 @@ fn page_commands_in_headless_chromium() {
     assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame so far agrees");
     cdp.assert_clean("after the fragmented echo and the ping");
 
+    // Disconnect: the page draws the close frame it asked the browser to send, with what it
+    // cannot know (the masking key) said so.
+    cdp.click("disconnect");
+    expect_closed(&mut cdp, "after Disconnect", "1000", "Normal closure");
+    let own = frame_under(
+        &mut cdp,
+        "browser",
+        "This page called close(1000, “Closed by user”)",
+    );
+    assert_eq!(own["own"], json!(true));
+    let reason = "Closed by user";
+    assert_eq!(
+        header(&own),
+        format!("88 {:02x} ?? ?? ?? ??", 0x80 | (2 + reason.len())),
+        "FIN + close, MASK + length, and a key the page cannot see"
+    );
+    assert_fields(&own, &MASKED_FIELDS);
+    let columns: Vec<u8> = own["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cells| hex_byte(&cells[0]))
+        .collect();
+    assert_eq!(
+        columns,
+        [&[0x03, 0xe8][..], reason.as_bytes()].concat(),
+        "the payload: 1000 in two bytes, then the reason in UTF-8"
+    );
+    let notes = text(&own["notes"]);
+    assert!(
+        notes.contains("close code 1000 Normal closure · reason “Closed by user”")
+            && notes.contains("page JavaScript cannot see it"),
+        "{notes}"
+    );
+    scroll_to(&mut cdp, "This page called close");
+    cdp.screenshot(&target.join("browser-disconnect-close.png"));
+
     // Close from the server: its close frame is described before it goes out, and then the
     // socket closes cleanly with its code and reason.
+    cdp.click("reconnect");
+    cdp.wait_for("the three commands again", COMMANDS_USABLE);
+    fold_handshake(&mut cdp);
     give_command(&mut cdp, "close");
     let close = frame_under(&mut cdp, "server", "Close frame from the server: 1000");
     let reason = "closed at the page's request";
