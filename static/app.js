@@ -28,6 +28,24 @@
   };
   const OPCODES = { 0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong" };
   const LENGTH_ENCODINGS = { 0: "7-bit", 2: "16-bit", 8: "64-bit" };
+  // The longest payload each length encoding can carry, and which encodings are wider.
+  const LENGTH_LIMITS = { "7-bit": 125, "16-bit": 65535 };
+  const ENCODING_RANK = { "7-bit": 0, "16-bit": 1, "64-bit": 2 };
+  // Why a rule is what it is, said in the log once, on the first card where a learner meets
+  // it (and always in the field's tooltip).
+  const WHY = {
+    mask: "Why mask? A page's script chooses these bytes; XORed with a key it cannot predict, " +
+      "they cannot pose as a request that tricks a proxy into caching a reply (RFC 6455 §10.3).",
+    lengths: "Why three length encodings? 7 bits carry up to 125; 126 means 16 bits follow " +
+      "(up to 65,535), 127 means 64 bits: a small frame spends one byte on its length.",
+  };
+  // Close codes an endpoint reports to its own application but never sends (RFC 6455 §7.4.1).
+  const NEVER_SENT = {
+    1005: "1005 never goes on the wire: it is what your browser reports to this page when " +
+      "the close frame carried no code (RFC 6455 §7.4.1).",
+    1006: "1006 never goes on the wire: it is what your browser reports to this page when " +
+      "the connection dropped without a close frame (RFC 6455 §7.4.1).",
+  };
   const encoder = new TextEncoder();
   const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   // The control characters the server will not show as text: all but tab, LF and CR.
@@ -53,6 +71,7 @@
     sizes: document.querySelectorAll("button.size"),
     commands: document.getElementById("commands"),
     commandButtons: document.querySelectorAll("button.command"),
+    framesNote: document.getElementById("frames-note"),
     handshake: document.getElementById("handshake"),
     hsNote: document.getElementById("hs-note"),
     hsFields: document.getElementById("hs-fields"),
@@ -61,7 +80,7 @@
 
   let ws = null;
   let inspecting = false;    // the open socket's server selected INSPECT
-  let echoNext = null;       // {sent}: the server described a message; its echo comes next
+  let echoNext = null;       // {received, sent}: the server described a message; its echo comes next
   let pingAsked = false;     // the page asked for a ping; the server's next ping is that one
   let awaitingFrames = [];   // sent entries whose frames the server has not described yet
   let pending = [];          // sent messages awaiting their echo: {text, binary, t0}
@@ -69,6 +88,7 @@
   let historyPos = 0;        // history.length means "the line being typed"
   let draft = "";
   let stats = { sent: 0, received: 0, rttSum: 0, rttCount: 0 };
+  const whyShown = new Set(); // the WHY notes already in the log
 
   el.endpoint.textContent = url;
 
@@ -186,6 +206,7 @@
     }
     li.appendChild(meta);
     li.appendChild(node(kind === "system" ? "span" : "p", "text", shorten(text)));
+    if (extra.why) li.appendChild(node("div", "why", extra.why));
 
     el.log.appendChild(li);
     if (stick) el.log.scrollTop = el.log.scrollHeight;
@@ -194,11 +215,12 @@
 
   // ---- frames, drawn the way RFC 6455 §5.2 draws them ----
 
-  function field(cls, bitText, name, value) {
+  function field(cls, bitText, name, value, why) {
     const f = node("div", "fld " + cls);
     f.appendChild(node("span", "fbits", bitText));
     f.appendChild(node("span", "fname", name));
     f.appendChild(node("span", "fval", value));
+    if (why) f.title = why;
     return f;
   }
 
@@ -360,18 +382,19 @@
       field("f-op", bits(h.opcode, 4), "opcode", h.opcode + " " + h.opName),
     ]));
     groups.appendChild(fieldGroup(hex([h.b1]), [
-      field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none"),
+      field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none", WHY.mask),
       field("f-len", bits(h.len7, 7), "payload len",
-        h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7)),
+        h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7), WHY.lengths),
     ]));
     if (h.extSize) {
       groups.appendChild(fieldGroup(hex(h.ext), [
-        field("f-ext", grouped(h.length), "extended length", h.encoding),
+        field("f-ext", grouped(h.length), "extended length", h.encoding, WHY.lengths),
       ]));
     }
     if (h.mask) {
       groups.appendChild(fieldGroup(h.hiddenKey ? "?? ?? ?? ??" : hex(h.key), [
-        field("f-key", "", "masking key", h.hiddenKey ? "your browser's, not shown" : "XORed into the payload"),
+        field("f-key", "", "masking key", h.hiddenKey ? "your browser's, not shown" : "XORed into the payload",
+          WHY.mask),
       ]));
     }
     return groups;
@@ -406,6 +429,13 @@
     }
   }
 
+  // The WHY note `key`, on this card if the log does not show it yet.
+  function whyOnce(box, key) {
+    if (whyShown.has(key)) return;
+    whyShown.add(key);
+    box.appendChild(node("div", "why", WHY[key]));
+  }
+
   // Draws one FRAME of the server's description. The fields are read from the header bytes
   // themselves; the server's decoded fields only serve to cross-check them. `opts.part`
   // names its place in a fragmented message; `opts.notes` are lines of its own.
@@ -429,6 +459,8 @@
     if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode, withText));
     appendNotes(box, f);
     (opts.notes || []).forEach(text => box.appendChild(node("div", "note", text)));
+    if (h.mask) whyOnce(box, "mask");
+    if (h.extSize) whyOnce(box, "lengths");
     if (problems.length) box.appendChild(node("div", "mismatch", "Mismatch — " + problems.join("; ")));
     return box;
   }
@@ -478,6 +510,7 @@
     box.appendChild(node("div", "more", closeLine(code, reason)));
     box.appendChild(node("div", "note", "The masking key is your browser's, drawn for this frame: " +
       "page JavaScript cannot see it, so neither the key nor the masked bytes can be shown."));
+    whyOnce(box, "mask");
     return box;
   }
 
@@ -617,7 +650,10 @@
         break;
       case "message":
         describeSent(r);
-        echoNext = { sent: Array.isArray(r.sent) ? r.sent : [] };
+        echoNext = {
+          received: Array.isArray(r.received) ? r.received : [],
+          sent: Array.isArray(r.sent) ? r.sent : [],
+        };
         break;
       case "command":
         acknowledged(r);
@@ -627,6 +663,22 @@
         break;
       default:
     }
+  }
+
+  // The notes for the frame of an echo: when it needs a wider length encoding than the
+  // frame it answers (the 125-byte message: its echo is 137 bytes, over what 7 bits hold),
+  // a line that says so.
+  function echoLengthNotes(received, sent) {
+    const [mine] = received;
+    const [echo] = sent;
+    if (sent.length !== 1 || received.length !== 1) return () => [];
+    if (!(ENCODING_RANK[echo.lengthEncoding] > ENCODING_RANK[mine.lengthEncoding])) return () => [];
+    const added = echo.payloadLength - mine.payloadLength;
+    const what = added === encoder.encode(ECHO_PREFIX).length ? "“" + ECHO_PREFIX + "” adds " : "the echo adds ";
+    const limit = LENGTH_LIMITS[mine.lengthEncoding];
+    return () => ["Your " + plural(mine.payloadLength, "byte") + " fit the " + mine.lengthEncoding + " length; " +
+      what + plural(added, "byte") + ", and " + grouped(echo.payloadLength) + " is over " + grouped(limit) +
+      ", so the echo needs the " + echo.lengthEncoding + " length."];
   }
 
   function receiveEcho(data, t1, described) {
@@ -653,8 +705,8 @@
       : hex(bytes.subarray(0, 64)) + (bytes.length > 64 ? " … " + plural(bytes.length - 64, "more byte") : "");
     const li = addEntry("received", "Received", shown, extra);
     if (described) {
-      const { sent } = described;
-      attachFrames(li, "server", messageCards(sent, sent.length), 0);
+      const { received, sent } = described;
+      attachFrames(li, "server", messageCards(sent, sent.length, echoLengthNotes(received, sent)), 0);
     }
   }
 
@@ -673,6 +725,7 @@
     // The commands ask the frame inspector, so they show with it and work while it is on.
     const frames = el.showFrames.checked;
     el.commands.hidden = !frames;
+    el.framesNote.hidden = !frames;
     el.commandButtons.forEach(b => {
       b.disabled = !(open && inspecting);
     });
@@ -747,7 +800,7 @@
       const text = opened ? describeClose(ev.code, ev.reason) : "Could not connect to " + url;
       if (!opened) resetHandshake(wantFrames, "No handshake: could not connect.");
       setState("closed", text);
-      addEntry("system", "", text, { error: ev.code !== 1000 });
+      addEntry("system", "", text, { error: ev.code !== 1000, why: opened ? NEVER_SENT[ev.code] : undefined });
     };
   }
 
@@ -856,6 +909,7 @@
 
   el.clear.addEventListener("click", () => {
     el.log.textContent = "";
+    whyShown.clear();
     stats = { sent: 0, received: 0, rttSum: 0, rttCount: 0 };
     renderStats();
     el.message.focus();

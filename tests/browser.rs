@@ -318,6 +318,13 @@ fn echo_page_in_headless_chromium() {
         "1006",
         "Abnormal closure",
     );
+    let why = cdp.eval_str(
+        "[...document.querySelectorAll('#log .entry.system')].pop().querySelector('.why')?.textContent ?? ''",
+    );
+    assert!(
+        why.starts_with("1006 never goes on the wire"),
+        "the page says why 1006 came from no frame: {why:?}"
+    );
     cdp.assert_clean("after the server went away");
     cdp.screenshot(&target.join("browser-screenshot-closed.png"));
 
@@ -350,6 +357,8 @@ fn echo_page_in_headless_chromium() {
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const SHOW_FRAMES: &str = "document.getElementById('show-frames').checked";
 const HANDSHAKE_SHOWN: &str = "!document.getElementById('handshake').hidden";
+/// The visible "why" notes in the log.
+const WHY_NOTES: &str = "[...document.querySelectorAll('#log .why')].map(e => e.textContent)";
 /// What the page says where the header bytes and the server's decoded fields disagree.
 const MISMATCHES: &str = "[...document.querySelectorAll('#log .mismatch')].map(e => e.textContent)";
 
@@ -367,7 +376,7 @@ const FRAMES: &str = "[...document.querySelectorAll('#log .frame')].map(f => ({
     header: f.querySelector('.hdr-hex').textContent,
     fields: [...f.querySelectorAll('.fname')].map(e => e.textContent),
     columns: [...f.querySelectorAll('.pcol:not(.legend)')].map(c => [...c.children].map(s => s.textContent)),
-    notes: [...f.querySelectorAll('.more, .note')].map(e => e.textContent).join(' '),
+    notes: [...f.querySelectorAll('.more, .note, .why')].map(e => e.textContent).join(' '),
     under: f.closest('li').previousElementSibling?.querySelector('.text')?.textContent ?? ''
 }))";
 
@@ -568,6 +577,17 @@ fn frame_inspector_in_headless_chromium() {
     assert_eq!(bytes, long.as_bytes()[..64], "the first 64 bytes, unmasked");
     assert!(text(&sent200["notes"]).contains("136 more bytes"));
     assert!(text(&sent200["fields"]).contains("extended length"));
+    assert!(
+        text(&sent200["notes"]).contains("Why three length encodings?"),
+        "the first frame with an extended length says why there are three: {}",
+        sent200["notes"]
+    );
+    let why = cdp.eval(WHY_NOTES);
+    assert_eq!(
+        why.as_array().map(Vec::len),
+        Some(2),
+        "each why note once: masking (on the close card when frames went on) and lengths: {why}"
+    );
     let echo200 = frame_under(&mut cdp, "server", &format!("Server got: {long}"));
     assert_header_starts(&echo200, "81 7E 00 D4", "the echo's 212 bytes");
     assert!(text(&echo200["notes"]).contains("148 more bytes"));
@@ -637,7 +657,22 @@ fn frame_inspector_in_headless_chromium() {
         "the 65,536-byte frame says it arrived in several reads: {}",
         big["notes"]
     );
+    // 125 bytes fit in 7 bits, but their echo is 137: the echo's card says why it needs 16.
+    let echo125 = frame_under(&mut cdp, "server", "Server got: 125 bytes");
+    assert!(
+        text(&echo125["notes"]).contains("Your 125 bytes fit the 7-bit length; “Server got: ” adds 12 bytes, and 137 is over 125, so the echo needs the 16-bit length."),
+        "the 125-byte echo explains its 16-bit length: {}",
+        echo125["notes"]
+    );
     fold_handshake(&mut cdp);
+    scroll_to(&mut cdp, "Server got: 125 bytes");
+    cdp.screenshot(&target.join("browser-lengths.png"));
+    let echo126 = frame_under(&mut cdp, "server", "Server got: 126 bytes");
+    assert!(
+        !text(&echo126["notes"]).contains("the echo needs"),
+        "126 bytes and their echo both use 16 bits: {}",
+        echo126["notes"]
+    );
     cdp.eval(
         "[...document.querySelectorAll('#log .frame.browser')]
             .find(f => f.textContent.includes('arrived in')).scrollIntoView({ block: 'start' })",
@@ -740,6 +775,9 @@ fn frame_inspector_in_headless_chromium() {
 // ---------------------------------------------------------------------------
 // What the page asks the server to show, and the close frame it asks the browser to send.
 
+/// The note above the log that the frame cards are the server's account.
+const FRAMES_NOTE: &str = "(() => { const n = document.getElementById('frames-note');
+    return n.hidden ? '' : n.textContent; })()";
 /// Whether the three command buttons are shown and can be clicked.
 const COMMANDS_USABLE: &str = "(() => { const g = document.getElementById('commands');
     const b = [...g.querySelectorAll('button')];
@@ -790,6 +828,7 @@ fn page_commands_in_headless_chromium() {
         json!(true),
         "no commands without the frame inspector"
     );
+    assert_eq!(cdp.eval_str(FRAMES_NOTE), "", "no note without frames");
 
     cdp.click("show-frames");
     cdp.wait_for(
@@ -798,6 +837,11 @@ fn page_commands_in_headless_chromium() {
     );
     cdp.wait_for("the three commands", COMMANDS_USABLE);
     fold_handshake(&mut cdp);
+    let note = cdp.eval_str(FRAMES_NOTE);
+    assert!(
+        note.contains("the server's account") && note.contains("not as your browser saw them"),
+        "the page says once whose account the cards are: {note:?}"
+    );
 
     // Fragment the echo: the next echo comes as first, continuation and final frames.
     give_command(&mut cdp, "fragment");
@@ -872,6 +916,14 @@ fn page_commands_in_headless_chromium() {
     cdp.call("Emulation.setDeviceMetricsOverride", desktop);
     cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
 
+    // Each "why" note shows once, where it is first met: masking on the first masked card.
+    let why = cdp.eval(WHY_NOTES);
+    let why: Vec<String> = why.as_array().unwrap().iter().map(text).collect();
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert!(
+        why[0].starts_with("Why mask?") && why[0].contains("RFC 6455 §10.3"),
+        "{why:?}"
+    );
     assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame so far agrees");
     cdp.assert_clean("after the fragmented echo and the ping");
 
