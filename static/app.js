@@ -28,10 +28,28 @@
   };
   const OPCODES = { 0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong" };
   const LENGTH_ENCODINGS = { 0: "7-bit", 2: "16-bit", 8: "64-bit" };
+  // The longest payload each length encoding can carry, and which encodings are wider.
+  const LENGTH_LIMITS = { "7-bit": 125, "16-bit": 65535 };
+  const ENCODING_RANK = { "7-bit": 0, "16-bit": 1, "64-bit": 2 };
+  // Why a rule is what it is, said in the log once, on the first card where a learner meets
+  // it (and always in the field's tooltip).
+  const WHY = {
+    mask: "Why mask? A page's script chooses these bytes; XORed with a key it cannot predict, " +
+      "they cannot pose as a request that tricks a proxy into caching a reply (RFC 6455 §10.3).",
+    lengths: "Why three length encodings? 7 bits carry up to 125; 126 means 16 bits follow " +
+      "(up to 65,535), 127 means 64 bits: a small frame spends one byte on its length.",
+  };
+  // Close codes an endpoint reports to its own application but never sends (RFC 6455 §7.4.1).
+  const NEVER_SENT = {
+    1005: "1005 never goes on the wire: it is what your browser reports to this page when " +
+      "the close frame carried no code (RFC 6455 §7.4.1).",
+    1006: "1006 never goes on the wire: it is what your browser reports to this page when " +
+      "the connection dropped without a close frame (RFC 6455 §7.4.1).",
+  };
   const encoder = new TextEncoder();
   const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  // What the server does for payloadText: bad or cut-off sequences become U+FFFD.
-  const lossyUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+  // The control characters the server will not show as text: all but tab, LF and CR.
+  const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
   // The socket goes to the very URL the page came from, so the page works at the root and
   // under any sub-path a proxy mounts it at (the server upgrades on any path).
@@ -51,6 +69,9 @@
     showFrames: document.getElementById("show-frames"),
     binary: document.getElementById("kind-binary"),
     sizes: document.querySelectorAll("button.size"),
+    commands: document.getElementById("commands"),
+    commandButtons: document.querySelectorAll("button.command"),
+    framesNote: document.getElementById("frames-note"),
     handshake: document.getElementById("handshake"),
     hsNote: document.getElementById("hs-note"),
     hsFields: document.getElementById("hs-fields"),
@@ -59,13 +80,15 @@
 
   let ws = null;
   let inspecting = false;    // the open socket's server selected INSPECT
-  let echoNext = null;       // {frame}: the server described a message; its echo comes next
+  let echoNext = null;       // {received, sent}: the server described a message; its echo comes next
+  let pingAsked = false;     // the page asked for a ping; the server's next ping is that one
   let awaitingFrames = [];   // sent entries whose frames the server has not described yet
   let pending = [];          // sent messages awaiting their echo: {text, binary, t0}
   const history = [];        // sent messages, oldest first, for ArrowUp / ArrowDown
   let historyPos = 0;        // history.length means "the line being typed"
   let draft = "";
   let stats = { sent: 0, received: 0, rttSum: 0, rttCount: 0 };
+  const whyShown = new Set(); // the WHY notes already in the log
 
   el.endpoint.textContent = url;
 
@@ -132,6 +155,21 @@
     }
   }
 
+  // The server's one rule for showing a payload (`printable` in src/trace.rs): its text when
+  // it is UTF-8 (a code point cut off by the end of the bytes is allowed) with no control
+  // character but tab, LF and CR; otherwise null, and it is shown in hex.
+  function printable(bytes) {
+    let text;
+    try {
+      // Streaming, the decoder holds back a cut-off sequence at the end instead of failing.
+      const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      text = decoder.decode(new Uint8Array(bytes), { stream: true });
+    } catch {
+      return null;
+    }
+    return CONTROL.test(text) ? null : text;
+  }
+
   const base64 = bytes => btoa(String.fromCharCode(...bytes));
 
   // ---- the log ----
@@ -157,6 +195,7 @@
     const meta = node("div", "meta");
     if (label) meta.appendChild(node("span", "dir", label));
     if (extra.binary) meta.appendChild(node("span", "kind", "binary"));
+    if (extra.tag) meta.appendChild(node("span", "kind", extra.tag));
     const time = node("time", "", clock(now));
     time.dateTime = now.toISOString();
     meta.appendChild(time);
@@ -167,6 +206,7 @@
     }
     li.appendChild(meta);
     li.appendChild(node(kind === "system" ? "span" : "p", "text", shorten(text)));
+    if (extra.why) li.appendChild(node("div", "why", extra.why));
 
     el.log.appendChild(li);
     if (stick) el.log.scrollTop = el.log.scrollHeight;
@@ -175,17 +215,18 @@
 
   // ---- frames, drawn the way RFC 6455 §5.2 draws them ----
 
-  function field(cls, bitText, name, value) {
+  function field(cls, bitText, name, value, why) {
     const f = node("div", "fld " + cls);
     f.appendChild(node("span", "fbits", bitText));
     f.appendChild(node("span", "fname", name));
     f.appendChild(node("span", "fval", value));
+    if (why) f.title = why;
     return f;
   }
 
-  function fieldGroup(bytes, fields) {
+  function fieldGroup(byteText, fields) {
     const g = node("div", "fgroup");
-    g.appendChild(node("div", "fbyte", hex(bytes)));
+    g.appendChild(node("div", "fbyte", byteText));
     const row = node("div", "fields");
     fields.forEach(f => row.appendChild(f));
     g.appendChild(row);
@@ -211,11 +252,13 @@
     return out;
   }
 
-  // The payload as three aligned rows, masked bytes ⊕ key = bytes, and the text they spell;
-  // 16 bytes a line, like a hex dump, each line with its row labels.
-  function payloadRows(masked, plain, key, opcode) {
+  // The payload as aligned rows, masked bytes ⊕ key = bytes, and, when the payload is text
+  // by the server's rule (`withText`), the text they spell; 16 bytes a line, like a hex
+  // dump, each line with its row labels.
+  function payloadRows(masked, plain, key, opcode, withText) {
     const box = node("div", "payload");
-    const labels = key.length ? ["masked", "⊕ key", "= bytes", "text"] : ["bytes", "text"];
+    const labels = key.length ? ["masked", "⊕ key", "= bytes"] : ["bytes"];
+    if (withText) labels.push("text");
     const codeBytes = opcode === 8 ? 2 : 0;
     const chars = byteChars(plain, codeBytes, opcode !== 2);
     let line = null;
@@ -233,7 +276,7 @@
         col.appendChild(node("span", "k", hex([key[i % 4]])));
       }
       col.appendChild(node("span", "u", hex([b])));
-      col.appendChild(node("span", "c", i < codeBytes ? (i === 0 ? "code" : "") : chars[i]));
+      if (withText) col.appendChild(node("span", "c", i < codeBytes ? (i === 0 ? "code" : "") : chars[i]));
       line.appendChild(col);
     });
     return box;
@@ -260,6 +303,7 @@
       extSize,
       ext,
       key: mask ? bytes.slice(2 + extSize, 6 + extSize) : [],
+      hiddenKey: false,
       length: extSize ? ext.reduce((n, b) => n * 256 + b, 0) : len7,
       encoding: LENGTH_ENCODINGS[extSize],
     };
@@ -287,31 +331,41 @@
     expect("length encoding", h.encoding, f.lengthEncoding);
     expect("payload bytes", h.length, masked.length + f.more);
     expect("unmasked payload", hex(plain), f.payloadHex);
-    const textBytes = h.opcode <= 1 ? plain : h.opcode === 8 ? plain.slice(2) : null;
-    expect("payload text", textBytes && lossyUtf8.decode(new Uint8Array(textBytes)), f.payloadText);
-    expect("close code", h.opcode === 8 && plain.length >= 2 ? plain[0] * 256 + plain[1] : null,
-      f.closeCode);
+    // Binary and reserved frames have no text; a close frame's text is its reason.
+    const textBytes = h.opcode === 2 || !OPCODES[h.opcode] ? null : h.opcode === 8 ? plain.slice(2) : plain;
+    const shown = textBytes && printable(textBytes);
+    expect("payload text", shown, f.payloadText);
+    const isClose = h.opcode === 8 && plain.length >= 2;
+    expect("close code", isClose ? plain[0] * 256 + plain[1] : null, f.closeCode);
+    expect("close reason", isClose ? shown : null, f.closeReason);
     if ((h.mask === 1) !== fromBrowser) {
       problems.push("RFC 6455 §5.1: a client masks every frame, a server none");
     }
     return problems;
   }
 
-  function frameTitle(h, fromBrowser) {
-    return (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + h.opName +
+  function frameTitle(h, fromBrowser, part) {
+    const title = node("div", "frame-title");
+    if (part) title.appendChild(node("span", "part", part));
+    title.appendChild(document.createTextNode(
+      (fromBrowser ? "Your browser → server" : "Server → your browser") + " · " + h.opName +
       " · " + plural(h.length, "byte") + " · " + h.encoding + " length · " +
-      (h.mask ? "masked" : "not masked");
+      (h.mask ? "masked" : "not masked")));
+    return title;
   }
 
-  // The header bytes in a row, each coloured by the field it belongs to.
+  // The header bytes in a row, each coloured by the field it belongs to; a key the page
+  // cannot see is four "??".
   function headerBytes(h) {
     const hdr = node("div", "hdr");
     hdr.appendChild(node("span", "caption", "header"));
     const hdrHex = node("span", "hdr-hex");
-    h.bytes.forEach((b, i) => {
+    const shown = h.hiddenKey ? h.bytes.map(b => hex([b])).concat(["??", "??", "??", "??"])
+      : h.bytes.map(b => hex([b]));
+    shown.forEach((b, i) => {
       const cls = i < 2 ? "f-hdr" : i < 2 + h.extSize ? "f-ext" : "f-key";
       if (i) hdrHex.appendChild(document.createTextNode(" "));
-      hdrHex.appendChild(node("span", "hb " + cls, hex([b])));
+      hdrHex.appendChild(node("span", "hb " + cls, b));
     });
     hdr.appendChild(hdrHex);
     return hdr;
@@ -320,44 +374,72 @@
   // Under each header byte (or group of bytes), the fields it holds: bits, name, meaning.
   function headerFields(h) {
     const groups = node("div", "fgroups");
-    groups.appendChild(fieldGroup([h.b0], [
+    groups.appendChild(fieldGroup(hex([h.b0]), [
       field("f-fin", String(h.fin), "FIN", h.fin ? "final" : "more follow"),
       field("f-rsv", String(h.rsv[0]), "RSV1", h.rsv[0] ? "set" : "–"),
       field("f-rsv", String(h.rsv[1]), "RSV2", h.rsv[1] ? "set" : "–"),
       field("f-rsv", String(h.rsv[2]), "RSV3", h.rsv[2] ? "set" : "–"),
       field("f-op", bits(h.opcode, 4), "opcode", h.opcode + " " + h.opName),
     ]));
-    groups.appendChild(fieldGroup([h.b1], [
-      field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none"),
+    groups.appendChild(fieldGroup(hex([h.b1]), [
+      field("f-mask", String(h.mask), "MASK", h.mask ? "masked" : "none", WHY.mask),
       field("f-len", bits(h.len7, 7), "payload len",
-        h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7)),
+        h.extSize ? h.len7 + ": " + h.encoding + " follows" : String(h.len7), WHY.lengths),
     ]));
     if (h.extSize) {
-      groups.appendChild(fieldGroup(h.ext, [
-        field("f-ext", grouped(h.length), "extended length", h.encoding),
+      groups.appendChild(fieldGroup(hex(h.ext), [
+        field("f-ext", grouped(h.length), "extended length", h.encoding, WHY.lengths),
       ]));
     }
     if (h.mask) {
-      groups.appendChild(fieldGroup(h.key, [
-        field("f-key", "", "masking key", "XORed into the payload"),
+      groups.appendChild(fieldGroup(h.hiddenKey ? "?? ?? ?? ??" : hex(h.key), [
+        field("f-key", "", "masking key", h.hiddenKey ? "your browser's, not shown" : "XORed into the payload",
+          WHY.mask),
       ]));
     }
     return groups;
   }
 
-  // The lines under a frame: how many payload bytes are not shown, and a close frame's code.
+  function closeLine(code, reason) {
+    const words = CLOSE_CODES[code] ? " " + CLOSE_CODES[code] : "";
+    return "close code " + code + words + (reason ? " · reason “" + reason + "”" : "");
+  }
+
+  // A ping's or pong's payload, by the server's rule: its text, or its bytes in hex.
+  function controlPayload(f) {
+    if (f.payloadLength === 0) return "no payload";
+    const cut = f.more > 0 ? "…" : "";
+    return typeof f.payloadText === "string" ? "payload “" + f.payloadText + cut + "”"
+      : "payload " + f.payloadHex + cut + " (hex: not printable text)";
+  }
+
+  // The lines under a frame: how many payload bytes are not shown, a control frame's
+  // payload or close code, and how a received frame came through TCP.
   function appendNotes(box, f) {
     if (f.more > 0) box.appendChild(node("div", "more", "… " + plural(f.more, "more byte")));
-    if (typeof f.closeCode === "number") {
-      const reason = f.closeReason ? " · reason “" + f.closeReason + "”" : "";
-      const words = CLOSE_CODES[f.closeCode] ? " " + CLOSE_CODES[f.closeCode] : "";
-      box.appendChild(node("div", "more", "close code " + f.closeCode + words + reason));
+    if (f.opcode === 9 || f.opcode === 10) box.appendChild(node("div", "more", controlPayload(f)));
+    if (typeof f.closeCode === "number") box.appendChild(node("div", "more", closeLine(f.closeCode, f.closeReason)));
+    if (f.reads > 1) {
+      box.appendChild(node("div", "note arrival",
+        "arrived in " + plural(f.reads, "read") + ": TCP carries bytes, not frames, and the server joined them"));
+    }
+    if (f.sharedRead) {
+      box.appendChild(node("div", "note arrival",
+        "shared a read with another frame: the server split the bytes where its header said it ends"));
     }
   }
 
+  // The WHY note `key`, on this card if the log does not show it yet.
+  function whyOnce(box, key) {
+    if (whyShown.has(key)) return;
+    whyShown.add(key);
+    box.appendChild(node("div", "why", WHY[key]));
+  }
+
   // Draws one FRAME of the server's description. The fields are read from the header bytes
-  // themselves; the server's decoded fields only serve to cross-check them.
-  function renderFrame(f) {
+  // themselves; the server's decoded fields only serve to cross-check them. `opts.part`
+  // names its place in a fragmented message; `opts.notes` are lines of its own.
+  function renderFrame(f, opts = {}) {
     const fromBrowser = f.direction === "received";
     const box = node("div", "frame " + (fromBrowser ? "browser" : "server"));
     const bytes = hexToBytes(f.header);
@@ -370,27 +452,66 @@
     const plain = masked.map((b, i) => (h.mask ? b ^ h.key[i % 4] : b));
     const problems = crossCheck(h, f, masked, plain, fromBrowser);
 
-    box.appendChild(node("div", "frame-title", frameTitle(h, fromBrowser)));
+    box.appendChild(frameTitle(h, fromBrowser, opts.part));
     box.appendChild(headerBytes(h));
     box.appendChild(headerFields(h));
-    if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode));
+    const withText = typeof f.payloadText === "string";
+    if (plain.length) box.appendChild(payloadRows(masked, plain, h.key, h.opcode, withText));
     appendNotes(box, f);
+    (opts.notes || []).forEach(text => box.appendChild(node("div", "note", text)));
+    if (h.mask) whyOnce(box, "mask");
+    if (h.extSize) whyOnce(box, "lengths");
     if (problems.length) box.appendChild(node("div", "mismatch", "Mismatch — " + problems.join("; ")));
     return box;
   }
 
-  // Puts the drawings of `frames` right under the log entry `after` (if it is still shown);
+  // A frame's place in a message of `count` frames, when there are several.
+  function partName(i, count) {
+    if (count < 2) return "";
+    return i === 0 ? "first" : i === count - 1 ? "final" : "continuation";
+  }
+
+  // The drawings of a message's frames (the first `frames` of `count`), each labelled with
+  // its place and given the lines `notesOf` has for it.
+  function messageCards(frames, count, notesOf) {
+    return frames.map((f, i) => renderFrame(f, {
+      part: partName(i, count),
+      notes: notesOf ? notesOf(f) : [],
+    }));
+  }
+
+  // Puts the drawings `boxes` right under the log entry `after` (if it is still shown);
   // `omitted` counts the frames of a message past those the server describes.
-  function attachFrames(after, side, frames, omitted) {
+  function attachFrames(after, side, boxes, omitted) {
     if (!after || after.parentNode !== el.log) return;
     const stick = nearBottom();
     const li = node("li", "frames " + side);
-    frames.forEach(f => {
-      if (f) li.appendChild(renderFrame(f));
-    });
+    boxes.forEach(box => li.appendChild(box));
     if (omitted > 0) li.appendChild(node("div", "more", "… and " + plural(omitted, "more frame")));
     el.log.insertBefore(li, after.nextSibling);
     if (stick) el.log.scrollTop = el.log.scrollHeight;
+  }
+
+  // The close frame the page asks the browser to send with close(code, reason), drawn from
+  // what the page knows: a browser drops every message that comes after close(), so the
+  // server's account of this frame never reaches the page. The masking key is the
+  // browser's own secret, so the key and the masked bytes cannot be shown.
+  function ownCloseFrame(code, reason) {
+    const payload = [code >> 8, code & 0xff, ...encoder.encode(reason)];
+    const h = readHeader([0x88, 0x80 | payload.length]);
+    h.hiddenKey = true;
+    const box = node("div", "frame browser own");
+    const title = frameTitle(h, true, "");
+    title.appendChild(document.createTextNode(" · drawn by this page, not by the server"));
+    box.appendChild(title);
+    box.appendChild(headerBytes(h));
+    box.appendChild(headerFields(h));
+    box.appendChild(payloadRows([], payload, [], 8, true));
+    box.appendChild(node("div", "more", closeLine(code, reason)));
+    box.appendChild(node("div", "note", "The masking key is your browser's, drawn for this frame: " +
+      "page JavaScript cannot see it, so neither the key nor the masked bytes can be shown."));
+    whyOnce(box, "mask");
+    return box;
   }
 
   // ---- the handshake card ----
@@ -460,13 +581,17 @@
     }
   }
 
+  function closeWords(f) {
+    return (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
+      (f.closeReason ? " “" + f.closeReason + "”" : "");
+  }
+
+  // A control frame your browser sent.
   function controlText(f) {
     switch (f.opcode) {
-      case 10: return "Pong from your browser, answering the server's keepalive ping";
+      case 10: return "Pong from your browser, answering the server's ping with its payload";
       case 9: return "Ping from your browser; the server answers with a pong";
-      case 8: return "Close frame from your browser" +
-        (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
-        (f.closeReason ? " “" + f.closeReason + "”" : "") + "; the server replies with its own";
+      case 8: return "Close frame from your browser" + closeWords(f) + "; the server replies with its own";
       default: return "Control frame " + f.opcode + " from your browser";
     }
   }
@@ -474,30 +599,89 @@
   // A control frame the server sends on its own, described just before it goes out.
   function serverControlText(f) {
     switch (f.opcode) {
-      case 9: return "Keepalive ping from the server; your browser answers with a pong";
-      case 8: return "Close frame from the server" +
-        (typeof f.closeCode === "number" ? ": " + f.closeCode : "") +
-        (f.closeReason ? " “" + f.closeReason + "”" : "");
+      case 9: {
+        const asked = pingAsked;
+        pingAsked = false;
+        return "Ping from the server" + (asked ? ", as this page asked" : "") +
+          "; your browser answers with a pong";
+      }
+      case 8: return "Close frame from the server" + closeWords(f) + "; your browser answers with its own";
       default: return "Control frame " + f.opcode + " from the server";
     }
   }
 
-  function inspect(r) {
-    if (r.inspect === "handshake") {
-      showHandshake(r);
-    } else if (r.inspect === "message") {
-      attachFrames(awaitingFrames.shift(), "browser", r.received || [], r.omitted);
-      echoNext = { frame: r.sent };
-    } else if (r.inspect === "control" && r.received) {
-      const li = addEntry("system", "", controlText(r.received));
-      attachFrames(li, "control", [r.received, r.sent]);
-    } else if (r.inspect === "control" && r.sent) {
-      const own = addEntry("system", "", serverControlText(r.sent));
-      attachFrames(own, "control", [r.sent]);
+  // The lines a control frame's card has of its own.
+  function controlNotes(f) {
+    if (f.direction !== "sent" || f.opcode !== 8) return [];
+    return ["Nothing follows the server's close frame, not even its account of your browser's " +
+      "answer: RFC 6455 §5.5.1 allows no data frame after a close."];
+  }
+
+  // A control frame: one your browser sent, with the server's answer if it had one, or one
+  // the server sends on its own.
+  function describeControl(r) {
+    if (!r.received && !r.sent) return;
+    const text = r.received ? controlText(r.received) : serverControlText(r.sent);
+    const li = addEntry("system", "", text);
+    const frames = [r.received, r.sent].filter(Boolean);
+    attachFrames(li, "control", frames.map(f => renderFrame(f, { notes: controlNotes(f) })), 0);
+  }
+
+  // The frames that carried a message of the page's in: under that message's entry.
+  function describeSent(r) {
+    const frames = Array.isArray(r.received) ? r.received : [];
+    const omitted = r.omitted || 0;
+    attachFrames(awaitingFrames.shift(), "browser", messageCards(frames, frames.length + omitted), omitted);
+  }
+
+  // The server heard a command: its frames, and what happens next.
+  function acknowledged(r) {
+    describeSent(r);
+    if (r.command === "ping") pingAsked = true;
+    if (r.command === "fragment") {
+      addEntry("system", "", "The server sends its next echo in three frames: send a message to see them");
     }
   }
 
-  function receiveEcho(data, t1, frame) {
+  function inspect(r) {
+    switch (r.inspect) {
+      case "handshake":
+        showHandshake(r);
+        break;
+      case "message":
+        describeSent(r);
+        echoNext = {
+          received: Array.isArray(r.received) ? r.received : [],
+          sent: Array.isArray(r.sent) ? r.sent : [],
+        };
+        break;
+      case "command":
+        acknowledged(r);
+        break;
+      case "control":
+        describeControl(r);
+        break;
+      default:
+    }
+  }
+
+  // The notes for the frame of an echo: when it needs a wider length encoding than the
+  // frame it answers (the 125-byte message: its echo is 137 bytes, over what 7 bits hold),
+  // a line that says so.
+  function echoLengthNotes(received, sent) {
+    const [mine] = received;
+    const [echo] = sent;
+    if (sent.length !== 1 || received.length !== 1) return () => [];
+    if (!(ENCODING_RANK[echo.lengthEncoding] > ENCODING_RANK[mine.lengthEncoding])) return () => [];
+    const added = echo.payloadLength - mine.payloadLength;
+    const what = added === encoder.encode(ECHO_PREFIX).length ? "“" + ECHO_PREFIX + "” adds " : "the echo adds ";
+    const limit = LENGTH_LIMITS[mine.lengthEncoding];
+    return () => ["Your " + plural(mine.payloadLength, "byte") + " fit the " + mine.lengthEncoding + " length; " +
+      what + plural(added, "byte") + ", and " + grouped(echo.payloadLength) + " is over " + grouped(limit) +
+      ", so the echo needs the " + echo.lengthEncoding + " length."];
+  }
+
+  function receiveEcho(data, t1, described) {
     const binary = typeof data !== "string";
     const bytes = binary ? new Uint8Array(data) : null;
     const text = binary ? utf8OrNull(bytes) : data;
@@ -520,7 +704,10 @@
     const shown = text !== null ? text
       : hex(bytes.subarray(0, 64)) + (bytes.length > 64 ? " … " + plural(bytes.length - 64, "more byte") : "");
     const li = addEntry("received", "Received", shown, extra);
-    if (frame) attachFrames(li, "server", [frame]);
+    if (described) {
+      const { received, sent } = described;
+      attachFrames(li, "server", messageCards(sent, sent.length, echoLengthNotes(received, sent)), 0);
+    }
   }
 
   // ---- the connection ----
@@ -535,6 +722,13 @@
     });
     el.reconnect.hidden = state !== "closed";
     el.disconnect.hidden = !open;
+    // The commands ask the frame inspector, so they show with it and work while it is on.
+    const frames = el.showFrames.checked;
+    el.commands.hidden = !frames;
+    el.framesNote.hidden = !frames;
+    el.commandButtons.forEach(b => {
+      b.disabled = !(open && inspecting);
+    });
   }
 
   function connect() {
@@ -542,6 +736,7 @@
     pending = [];
     awaitingFrames = [];
     echoNext = null;
+    pingAsked = false;
     inspecting = false;
     const wantFrames = el.showFrames.checked;
     resetHandshake(wantFrames, "Waiting for the server's description of the handshake…");
@@ -589,9 +784,9 @@
           return;
         }
       }
-      const frame = echoNext && echoNext.frame;
+      const described = echoNext;
       echoNext = null;
-      receiveEcho(ev.data, t1, frame);
+      receiveEcho(ev.data, t1, described);
     };
 
     sock.onerror = () => {
@@ -605,7 +800,7 @@
       const text = opened ? describeClose(ev.code, ev.reason) : "Could not connect to " + url;
       if (!opened) resetHandshake(wantFrames, "No handshake: could not connect.");
       setState("closed", text);
-      addEntry("system", "", text, { error: ev.code !== 1000 });
+      addEntry("system", "", text, { error: ev.code !== 1000, why: opened ? NEVER_SENT[ev.code] : undefined });
     };
   }
 
@@ -619,8 +814,29 @@
     if (sock.readyState === WebSocket.CONNECTING) {
       sock.onopen = () => sock.close(1000, "Frames toggled");
     } else if (sock.readyState === WebSocket.OPEN) {
-      sock.close(1000, "Frames toggled");
+      closeOwn(sock, "Frames toggled", true);
     }
+  }
+
+  // Closes `sock` with 1000 and `reason`; with `draw`, first shows the close frame that asks
+  // the browser to send, which the server's account would describe too late to be seen.
+  function closeOwn(sock, reason, draw) {
+    if (draw) {
+      const li = addEntry("system", "", "This page called close(1000, “" + reason + "”): your browser sends this close frame");
+      attachFrames(li, "browser", [ownCloseFrame(1000, reason)], 0);
+    }
+    sock.close(1000, reason);
+  }
+
+  // Sends `name` to the server as a command of the frame inspector, drawn as a message of
+  // the page's: the server's acknowledgment describes its frames.
+  function command(name) {
+    if (!ws || ws.readyState !== WebSocket.OPEN || !inspecting) return;
+    const text = JSON.stringify({ command: name });
+    stats.sent++;
+    renderStats();
+    awaitingFrames.push(addEntry("sent", "Sent", text, { tag: "command" }));
+    ws.send(text);
   }
 
   function transmit(text) {
@@ -664,6 +880,10 @@
     });
   });
 
+  el.commandButtons.forEach(button => {
+    button.addEventListener("click", () => command(button.dataset.command));
+  });
+
   // ArrowUp / ArrowDown step through what was sent, like a shell.
   el.message.addEventListener("keydown", ev => {
     if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.isComposing) return;
@@ -689,6 +909,7 @@
 
   el.clear.addEventListener("click", () => {
     el.log.textContent = "";
+    whyShown.clear();
     stats = { sent: 0, received: 0, rttSum: 0, rttCount: 0 };
     renderStats();
     el.message.focus();
@@ -703,7 +924,7 @@
     if (ws && ws.readyState === WebSocket.OPEN) {
       setState("closing", "Closing…");
       el.disconnect.hidden = true;
-      ws.close(1000, "Closed by user");
+      closeOwn(ws, "Closed by user", el.showFrames.checked);
     }
     el.message.focus();
   });

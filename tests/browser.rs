@@ -318,6 +318,13 @@ fn echo_page_in_headless_chromium() {
         "1006",
         "Abnormal closure",
     );
+    let why = cdp.eval_str(
+        "[...document.querySelectorAll('#log .entry.system')].pop().querySelector('.why')?.textContent ?? ''",
+    );
+    assert!(
+        why.starts_with("1006 never goes on the wire"),
+        "the page says why 1006 came from no frame: {why:?}"
+    );
     cdp.assert_clean("after the server went away");
     cdp.screenshot(&target.join("browser-screenshot-closed.png"));
 
@@ -350,26 +357,47 @@ fn echo_page_in_headless_chromium() {
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const SHOW_FRAMES: &str = "document.getElementById('show-frames').checked";
 const HANDSHAKE_SHOWN: &str = "!document.getElementById('handshake').hidden";
+/// The visible "why" notes in the log.
+const WHY_NOTES: &str = "[...document.querySelectorAll('#log .why')].map(e => e.textContent)";
 /// What the page says where the header bytes and the server's decoded fields disagree.
 const MISMATCHES: &str = "[...document.querySelectorAll('#log .mismatch')].map(e => e.textContent)";
 
-/// Every frame drawn in the log, in order: who sent it, its title, its header bytes as
-/// shown, its field labels, its payload columns (masked, key, unmasked, text for the
-/// browser's frames; unmasked, text for the server's), the notes under it, and the text of
-/// the log entry it is drawn under.
+/// Every frame drawn in the log, in order: who sent it, whether the page drew it itself
+/// (`own`, rather than from the server's account), its place in a fragmented message, its
+/// title, its header bytes as shown, its field labels, its payload columns (masked, key,
+/// unmasked, text for the browser's frames; unmasked, text for the server's; no text for a
+/// payload that is not text), the notes under it, and the text of the log entry it is
+/// drawn under.
 const FRAMES: &str = "[...document.querySelectorAll('#log .frame')].map(f => ({
     from: f.classList.contains('browser') ? 'browser' : 'server',
+    own: f.classList.contains('own'),
+    part: f.querySelector('.part')?.textContent ?? '',
     title: f.querySelector('.frame-title').textContent,
     header: f.querySelector('.hdr-hex').textContent,
     fields: [...f.querySelectorAll('.fname')].map(e => e.textContent),
     columns: [...f.querySelectorAll('.pcol:not(.legend)')].map(c => [...c.children].map(s => s.textContent)),
-    notes: [...f.querySelectorAll('.more')].map(e => e.textContent).join(' '),
+    notes: [...f.querySelectorAll('.more, .note, .why')].map(e => e.textContent).join(' '),
     under: f.closest('li').previousElementSibling?.querySelector('.text')?.textContent ?? ''
 }))";
 
 /// The text of a handshake-card line.
 fn card(cdp: &mut Cdp, line: &str) -> String {
     cdp.eval_str(&format!("document.getElementById('hs-{line}').textContent"))
+}
+
+/// Scrolls the log so that the last entry whose text starts with `entry` is at its top.
+fn scroll_to(cdp: &mut Cdp, entry: &str) {
+    cdp.eval(&format!(
+        "[...document.querySelectorAll('#log .entry')]
+            .filter(e => e.querySelector('.text').textContent.startsWith({})).pop()
+            .scrollIntoView({{ block: 'start' }})",
+        js_str(entry)
+    ));
+}
+
+/// Folds the handshake card, as a reader done with it would, to give the log the room.
+fn fold_handshake(cdp: &mut Cdp) {
+    cdp.eval("document.querySelector('#handshake > details').open = false");
 }
 
 /// Waits for the frame `from` ("browser" or "server") drawn under the entry whose text
@@ -431,6 +459,13 @@ fn unmasked_text(frame: &Value) -> (Vec<u8>, String) {
         spelled.push_str(&text(&cells[3]));
     }
     (bytes, spelled)
+}
+
+/// How many reads a frame's card says it arrived in, if it says so.
+fn reads(frame: &Value) -> Option<u32> {
+    let notes = text(&frame["notes"]);
+    let (_, after) = notes.split_once("arrived in ")?;
+    after.split(' ').next()?.parse().ok()
 }
 
 fn assert_fields(frame: &Value, names: &[&str]) {
@@ -542,6 +577,17 @@ fn frame_inspector_in_headless_chromium() {
     assert_eq!(bytes, long.as_bytes()[..64], "the first 64 bytes, unmasked");
     assert!(text(&sent200["notes"]).contains("136 more bytes"));
     assert!(text(&sent200["fields"]).contains("extended length"));
+    assert!(
+        text(&sent200["notes"]).contains("Why three length encodings?"),
+        "the first frame with an extended length says why there are three: {}",
+        sent200["notes"]
+    );
+    let why = cdp.eval(WHY_NOTES);
+    assert_eq!(
+        why.as_array().map(Vec::len),
+        Some(2),
+        "each why note once: masking (on the close card when frames went on) and lengths: {why}"
+    );
     let echo200 = frame_under(&mut cdp, "server", &format!("Server got: {long}"));
     assert_header_starts(&echo200, "81 7E 00 D4", "the echo's 212 bytes");
     assert!(text(&echo200["notes"]).contains("148 more bytes"));
@@ -605,6 +651,33 @@ fn frame_inspector_in_headless_chromium() {
         "64 of 65,536 bytes shown: {}",
         big["notes"]
     );
+    // The server reads at most 64 KiB at a time, so a 65,546-byte frame takes several.
+    assert!(
+        reads(&big).is_some_and(|n| n > 1),
+        "the 65,536-byte frame says it arrived in several reads: {}",
+        big["notes"]
+    );
+    // 125 bytes fit in 7 bits, but their echo is 137: the echo's card says why it needs 16.
+    let echo125 = frame_under(&mut cdp, "server", "Server got: 125 bytes");
+    assert!(
+        text(&echo125["notes"]).contains("Your 125 bytes fit the 7-bit length; “Server got: ” adds 12 bytes, and 137 is over 125, so the echo needs the 16-bit length."),
+        "the 125-byte echo explains its 16-bit length: {}",
+        echo125["notes"]
+    );
+    fold_handshake(&mut cdp);
+    scroll_to(&mut cdp, "Server got: 125 bytes");
+    cdp.screenshot(&target.join("browser-lengths.png"));
+    let echo126 = frame_under(&mut cdp, "server", "Server got: 126 bytes");
+    assert!(
+        !text(&echo126["notes"]).contains("the echo needs"),
+        "126 bytes and their echo both use 16 bits: {}",
+        echo126["notes"]
+    );
+    cdp.eval(
+        "[...document.querySelectorAll('#log .frame.browser')]
+            .find(f => f.textContent.includes('arrived in')).scrollIntoView({ block: 'start' })",
+    );
+    cdp.screenshot(&target.join("browser-reads.png"));
 
     // Binary: opcode 2 both ways, the echo shown as its text.
     cdp.click("kind-binary");
@@ -659,8 +732,9 @@ fn frame_inspector_in_headless_chromium() {
     cdp.press_enter();
     cdp.wait_for("the plain echo", &received("Server got: plain"));
     assert_eq!(
-        cdp.eval("document.querySelectorAll('#log .frames').length"),
-        json!(0)
+        cdp.eval(&format!("{FRAMES}.map(f => f.own)")),
+        json!([true]),
+        "the only card is the close frame the page asked for when frames went off"
     );
     cdp.navigate(&page);
     cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
@@ -675,7 +749,19 @@ fn frame_inspector_in_headless_chromium() {
         "the browser's pong",
         &format!("{FRAMES}.find(f => f.from === 'browser' && f.title.includes('pong'))"),
     );
-    assert_header_starts(&pong, "8a 8", "a masked pong");
+    assert_header_starts(&pong, "8a 89", "a masked pong of 9 bytes");
+    assert!(
+        text(&pong["notes"]).contains("payload “keepalive”"),
+        "the pong's payload as text, by the trace's rule: {}",
+        pong["notes"]
+    );
+    let ping = frame_under(&mut cdp, "server", "Ping from the server;");
+    assert_eq!(header(&ping), "89 09", "the keepalive ping, unmasked");
+    assert!(
+        text(&ping["notes"]).contains("payload “keepalive”"),
+        "the ping's payload as text, by the trace's rule: {}",
+        ping["notes"]
+    );
     assert_eq!(cdp.eval(MISMATCHES), json!([]), "the pong's fields agree");
     assert!(
         cdp.eval_str("document.getElementById('log').textContent")
@@ -684,4 +770,230 @@ fn frame_inspector_in_headless_chromium() {
     );
     cdp.assert_clean("after the pong");
     cdp.assert_silent("the inspector");
+}
+
+// ---------------------------------------------------------------------------
+// What the page asks the server to show, and the close frame it asks the browser to send.
+
+/// The note above the log that the frame cards are the server's account.
+const FRAMES_NOTE: &str = "(() => { const n = document.getElementById('frames-note');
+    return n.hidden ? '' : n.textContent; })()";
+/// Whether the three command buttons are shown and can be clicked.
+const COMMANDS_USABLE: &str = "(() => { const g = document.getElementById('commands');
+    const b = [...g.querySelectorAll('button')];
+    return !g.hidden && b.length === 3 && b.every(x => !x.disabled && x.offsetParent !== null); })()";
+
+/// Clicks the command button `name` and waits for the page to draw the command as a sent
+/// message with the frame that carried it; returns that frame.
+fn give_command(cdp: &mut Cdp, name: &str) -> Value {
+    cdp.click(&format!("command-{name}"));
+    let json = format!("{{\"command\":\"{name}\"}}");
+    cdp.wait_for(&format!("the {name} command in the log"), &sent(&json));
+    let frame = frame_under(cdp, "browser", &json);
+    let expected = format!("81 {:02x}", 0x80 | json.len());
+    assert_header_starts(&frame, &expected, &format!("the {name} command"));
+    let (bytes, _) = unmasked_text(&frame);
+    assert_eq!(
+        bytes,
+        json.as_bytes(),
+        "the command's frame carries its JSON"
+    );
+    frame
+}
+
+/// The unmasked payload bytes a server frame shows, in order.
+fn server_bytes(frame: &Value) -> Vec<u8> {
+    frame["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cells| hex_byte(&cells[0]))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
+fn page_commands_in_headless_chromium() {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let chromium = Browser::executable();
+    let server = Server::start(&[]);
+    let (_browser, mut cdp) = Browser::launch(&chromium);
+    cdp.open_tab();
+    let desktop = json!({ "width": 1000, "height": 1300, "deviceScaleFactor": 1, "mobile": false });
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+    cdp.navigate(&format!("http://{}/", server.addr));
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    assert_eq!(
+        cdp.eval("document.getElementById('commands').hidden"),
+        json!(true),
+        "no commands without the frame inspector"
+    );
+    assert_eq!(cdp.eval_str(FRAMES_NOTE), "", "no note without frames");
+
+    cdp.click("show-frames");
+    cdp.wait_for(
+        "the inspector's connection",
+        &format!("{STATE} === 'open' && document.getElementById('hs-key').textContent"),
+    );
+    cdp.wait_for("the three commands", COMMANDS_USABLE);
+    fold_handshake(&mut cdp);
+    let note = cdp.eval_str(FRAMES_NOTE);
+    assert!(
+        note.contains("the server's account") && note.contains("not as your browser saw them"),
+        "the page says once whose account the cards are: {note:?}"
+    );
+
+    // Fragment the echo: the next echo comes as first, continuation and final frames.
+    give_command(&mut cdp, "fragment");
+    cdp.wait_for(
+        "the note that the next echo comes in three frames",
+        "document.getElementById('log').textContent.includes('next echo in three frames')",
+    );
+    cdp.click("message");
+    let message = "Hello in three frames";
+    cdp.type_text(message);
+    cdp.press_enter();
+    let echo = format!("Server got: {message}");
+    cdp.wait_for("the fragmented echo", &received(&echo));
+    let frames = cdp.eval(&format!(
+        "{FRAMES}.filter(f => f.from === 'server' && f.under === {})",
+        js_str(&echo)
+    ));
+    let frames = frames.as_array().unwrap();
+    let parts: Vec<String> = frames.iter().map(|f| text(&f["part"])).collect();
+    assert_eq!(parts, ["first", "continuation", "final"], "{frames:#?}");
+    let firsts: Vec<String> = frames.iter().map(|f| header(f)[..2].to_string()).collect();
+    assert_eq!(
+        firsts,
+        ["01", "00", "80"],
+        "text FIN 0, continuation FIN 0, continuation FIN 1"
+    );
+    let joined: Vec<u8> = frames.iter().flat_map(server_bytes).collect();
+    assert_eq!(joined, echo.as_bytes(), "the three payloads make the echo");
+    scroll_to(&mut cdp, &echo);
+    cdp.screenshot(&target.join("browser-fragmented.png"));
+
+    // Ping me: the server's ping, described before it goes out, then the browser's pong.
+    give_command(&mut cdp, "ping");
+    let ping = frame_under(
+        &mut cdp,
+        "server",
+        "Ping from the server, as this page asked",
+    );
+    let payload = "ping at the page's request";
+    assert_eq!(
+        header(&ping),
+        format!("89 {:02x}", payload.len()),
+        "an unmasked ping"
+    );
+    assert!(
+        text(&ping["notes"]).contains(&format!("payload “{payload}”")),
+        "{}",
+        ping["notes"]
+    );
+    let pong = frame_under(&mut cdp, "browser", "Pong from your browser");
+    assert_header_starts(
+        &pong,
+        &format!("8a {:02x}", 0x80 | payload.len()),
+        "the pong",
+    );
+    let (bytes, _) = unmasked_text(&pong);
+    assert_eq!(
+        bytes,
+        payload.as_bytes(),
+        "the pong carries the ping's payload"
+    );
+    assert!(
+        text(&pong["notes"]).contains(&format!("payload “{payload}”")),
+        "{}",
+        pong["notes"]
+    );
+    scroll_to(&mut cdp, "Ping from the server");
+    cdp.screenshot(&target.join("browser-ping.png"));
+    phone_dark(&mut cdp, 844, "the command buttons and cards");
+    scroll_to(&mut cdp, "Ping from the server");
+    cdp.screenshot(&target.join("browser-ping-phone-dark.png"));
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
+    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+
+    // Each "why" note shows once, where it is first met: masking on the first masked card.
+    let why = cdp.eval(WHY_NOTES);
+    let why: Vec<String> = why.as_array().unwrap().iter().map(text).collect();
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert!(
+        why[0].starts_with("Why mask?") && why[0].contains("RFC 6455 §10.3"),
+        "{why:?}"
+    );
+    assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame so far agrees");
+    cdp.assert_clean("after the fragmented echo and the ping");
+
+    // Disconnect: the page draws the close frame it asked the browser to send, with what it
+    // cannot know (the masking key) said so.
+    cdp.click("disconnect");
+    expect_closed(&mut cdp, "after Disconnect", "1000", "Normal closure");
+    let own = frame_under(
+        &mut cdp,
+        "browser",
+        "This page called close(1000, “Closed by user”)",
+    );
+    assert_eq!(own["own"], json!(true));
+    let reason = "Closed by user";
+    assert_eq!(
+        header(&own),
+        format!("88 {:02x} ?? ?? ?? ??", 0x80 | (2 + reason.len())),
+        "FIN + close, MASK + length, and a key the page cannot see"
+    );
+    assert_fields(&own, &MASKED_FIELDS);
+    let columns: Vec<u8> = own["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cells| hex_byte(&cells[0]))
+        .collect();
+    assert_eq!(
+        columns,
+        [&[0x03, 0xe8][..], reason.as_bytes()].concat(),
+        "the payload: 1000 in two bytes, then the reason in UTF-8"
+    );
+    let notes = text(&own["notes"]);
+    assert!(
+        notes.contains("close code 1000 Normal closure · reason “Closed by user”")
+            && notes.contains("page JavaScript cannot see it"),
+        "{notes}"
+    );
+    scroll_to(&mut cdp, "This page called close");
+    cdp.screenshot(&target.join("browser-disconnect-close.png"));
+
+    // Close from the server: its close frame is described before it goes out, and then the
+    // socket closes cleanly with its code and reason.
+    cdp.click("reconnect");
+    cdp.wait_for("the three commands again", COMMANDS_USABLE);
+    fold_handshake(&mut cdp);
+    give_command(&mut cdp, "close");
+    let close = frame_under(&mut cdp, "server", "Close frame from the server: 1000");
+    let reason = "closed at the page's request";
+    assert_eq!(header(&close), format!("88 {:02x}", 2 + reason.len()));
+    assert!(
+        text(&close["notes"]).contains(&format!(
+            "close code 1000 Normal closure · reason “{reason}”"
+        )),
+        "{}",
+        close["notes"]
+    );
+    expect_closed(&mut cdp, "after the server's close", "1000", reason);
+    assert_eq!(
+        cdp.eval("[...document.querySelectorAll('#log .entry.system .text')].pop().textContent"),
+        json!(format!("Closed — 1000 Normal closure: “{reason}”")),
+        "the socket's close event comes last, after the server's close frame"
+    );
+    assert_eq!(
+        cdp.eval("[...document.querySelectorAll('#commands button')].every(b => b.disabled)"),
+        json!(true),
+        "no commands while closed"
+    );
+    scroll_to(&mut cdp, "{\"command\":\"close\"}");
+    cdp.screenshot(&target.join("browser-server-close.png"));
+    assert_eq!(cdp.eval(MISMATCHES), json!([]), "every frame agrees");
+    cdp.assert_clean("after the commands");
+    cdp.assert_silent("the commands");
 }
