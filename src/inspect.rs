@@ -263,9 +263,17 @@ impl Inspector {
             false => &[Part::Whole],
         };
         let payload = [reply.prefix, reply.payload].concat();
+        // Text is cut between characters, so each fragment's text can be shown alone (the
+        // RFC allows any cut; a reader of the cards is better served by this one).
+        let cut = |i: usize| {
+            let mut at = payload.len() * i / parts.len();
+            while kind == MessageKind::Text && at < payload.len() && payload[at] & 0xC0 == 0x80 {
+                at += 1;
+            }
+            at
+        };
         for (i, part) in parts.iter().enumerate() {
-            let piece =
-                &payload[payload.len() * i / parts.len()..payload.len() * (i + 1) / parts.len()];
+            let piece = &payload[cut(i)..cut(i + 1)];
             let start = echo.len();
             if protocol
                 .send_part_header(kind, *part, piece.len(), &mut echo)
@@ -480,6 +488,18 @@ mod tests {
         let json_len = frames[0].payload_len as usize;
         assert!(out.ends_with(b"\x01\x05Serve\x00\x05r got\x80\x05: abc"));
         assert_eq!(out.len(), frames[0].header().len() + json_len + 3 * 7);
+        // Text is cut between characters: "é" is two bytes.
+        out.clear();
+        inspector.acknowledge(Command::Fragment, &protocol, &mut out);
+        let accented = Reply {
+            kind: MessageKind::Text,
+            prefix: b"a",
+            payload: "\u{e9}\u{e9}\u{e9}".as_bytes(),
+        };
+        let frames = inspector.echo(&protocol, MessageKind::Text, &accented, &mut out);
+        // 7 bytes cut by thirds at 2 and 4, both inside an "é": moved to 3 and 5.
+        let lengths: Vec<u64> = frames[1..].iter().map(|f| f.payload_len).collect();
+        assert_eq!(lengths, [3, 2, 2]);
         // The next echo is whole again.
         out.clear();
         let frames = inspector.echo(&protocol, MessageKind::Text, &reply, &mut out);
