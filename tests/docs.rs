@@ -156,7 +156,14 @@ fn the_reference_checker_finds_what_is_missing() {
 }
 
 /// The documents whose excerpts and references are checked.
-const DOCUMENTS: [&str; 3] = ["README.md", "docs/from-the-tutorial.md", "docs/rfc6455.md"];
+const DOCUMENTS: [&str; 6] = [
+    "README.md",
+    "docs/from-the-tutorial.md",
+    "docs/rfc6455.md",
+    "docs/testing.md",
+    "docs/deploy.md",
+    "docs/performance.md",
+];
 
 /// A trace excerpt: what produces it, and its lines.
 struct Excerpt {

@@ -1,6 +1,7 @@
 //! The HTTP edge, as strict as the frame layer: what RFC 9110 and RFC 9112 say a server
-//! MUST refuse is refused with a 4xx and a plain-text reason naming the rule, what they say
-//! it MUST accept is accepted, and nothing a peer sends reaches the log raw.
+//! MUST refuse is refused with a 4xx (or the 501 and 505 they name) and a plain-text reason
+//! naming the rule, what they say it MUST accept is accepted, and nothing a peer sends
+//! reaches the log raw.
 
 mod common;
 
