@@ -248,14 +248,15 @@ impl Inspector {
 
     /// Queues `reply`, the echo of the message just received, with the inspector's message
     /// that describes both ahead of it: in one frame, or in three when the page asked.
-    /// Returns the frames queued, in order, for the trace.
+    /// Returns, for the trace, the inspector message's frame and the echo's frames; nothing
+    /// once a close frame is queued.
     pub fn echo(
         &mut self,
         protocol: &Protocol,
-        kind: MessageKind,
         reply: &Reply,
         out: &mut Vec<u8>,
-    ) -> Vec<FrameRecord> {
+    ) -> (Option<FrameRecord>, Vec<FrameRecord>) {
+        let kind = reply.kind;
         let mut echo = Vec::new();
         let mut sent = Vec::new();
         let parts: &[Part] = match std::mem::take(&mut self.fragment_next) {
@@ -279,7 +280,7 @@ impl Inspector {
                 .send_part_header(kind, *part, piece.len(), &mut echo)
                 .is_err()
             {
-                return Vec::new();
+                return (None, Vec::new());
             }
             sent.push(FrameRecord::sent(&echo[start..], &[piece]));
             echo.extend_from_slice(piece);
@@ -287,11 +288,9 @@ impl Inspector {
         let json = message_json(&self.frames, self.omitted, &sent);
         self.frames.clear();
         self.omitted = 0;
-        let mut queued: Vec<FrameRecord> =
-            queue_message(protocol, &json, out).into_iter().collect();
+        let described = queue_message(protocol, &json, out);
         out.extend_from_slice(&echo);
-        queued.extend(sent);
-        queued
+        (described, sent)
     }
 }
 
@@ -482,12 +481,14 @@ mod tests {
             prefix: b"Server got: ",
             payload: b"abc",
         };
-        let frames = inspector.echo(&protocol, MessageKind::Text, &reply, &mut out);
+        let (described, frames) = inspector.echo(&protocol, &reply, &mut out);
+        let described = described.expect("described");
+        assert_eq!(described.first(), 0x81);
         let heads: Vec<u8> = frames.iter().map(FrameRecord::first).collect();
-        assert_eq!(heads, [0x81, 0x01, 0x00, 0x80]);
-        let json_len = frames[0].payload_len as usize;
+        assert_eq!(heads, [0x01, 0x00, 0x80]);
+        let json_len = described.payload_len as usize;
         assert!(out.ends_with(b"\x01\x05Serve\x00\x05r got\x80\x05: abc"));
-        assert_eq!(out.len(), frames[0].header().len() + json_len + 3 * 7);
+        assert_eq!(out.len(), described.header().len() + json_len + 3 * 7);
         // Text is cut between characters: "é" is two bytes.
         out.clear();
         inspector.acknowledge(Command::Fragment, &protocol, &mut out);
@@ -496,14 +497,14 @@ mod tests {
             prefix: b"a",
             payload: "\u{e9}\u{e9}\u{e9}".as_bytes(),
         };
-        let frames = inspector.echo(&protocol, MessageKind::Text, &accented, &mut out);
+        let (_, frames) = inspector.echo(&protocol, &accented, &mut out);
         // 7 bytes cut by thirds at 2 and 4, both inside an "é": moved to 3 and 5.
-        let lengths: Vec<u64> = frames[1..].iter().map(|f| f.payload_len).collect();
+        let lengths: Vec<u64> = frames.iter().map(|f| f.payload_len).collect();
         assert_eq!(lengths, [3, 2, 2]);
         // The next echo is whole again.
         out.clear();
-        let frames = inspector.echo(&protocol, MessageKind::Text, &reply, &mut out);
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1].first(), 0x81);
+        let (_, frames) = inspector.echo(&protocol, &reply, &mut out);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].first(), 0x81);
     }
 }

@@ -250,24 +250,22 @@ impl<'c> Session<'c> {
             return Ok(());
         };
         self.log.messages_in += 1;
-        if let Some(inspector) = &mut self.inspector {
-            if let Some(command) = Command::of(&message) {
-                self.obey(command);
-                return Ok(());
-            }
-            let reply = echo::reply(self.config.echo, &message);
-            let frames = inspector.echo(&self.protocol, reply.kind, &reply, &mut self.out);
-            for (i, frame) in frames.iter().enumerate() {
-                let line = match i {
-                    0 => trace::inspector_line(frame),
-                    _ => trace::frame_line(frame),
-                };
-                self.log.trace(&line);
-            }
-            self.log.messages_out += u64::from(!frames.is_empty());
+        if let Some(command) = self.inspector.as_ref().and(Command::of(&message)) {
+            self.obey(command);
             return Ok(());
         }
         let reply = echo::reply(self.config.echo, &message);
+        if let Some(inspector) = &mut self.inspector {
+            let (described, echoed) = inspector.echo(&self.protocol, &reply, &mut self.out);
+            if let Some(frame) = &described {
+                self.log.trace(&trace::inspector_line(frame));
+            }
+            for frame in &echoed {
+                self.log.trace(&trace::frame_line(frame));
+            }
+            self.log.messages_out += u64::from(!echoed.is_empty());
+            return Ok(());
+        }
         let start = self.out.len();
         if self
             .protocol
