@@ -20,7 +20,7 @@ use crate::exchange::serve;
 use crate::frame;
 use crate::http::{Body, Rejection};
 use crate::log;
-use crate::socket::{set_connection_options, Wire};
+use crate::socket::{first_read_timeout, set_connection_options, Wire};
 use crate::tracer::Tracer;
 use crate::workers::{Job, Reuse, Workers};
 
@@ -126,7 +126,7 @@ fn run_isolated(
     config: &Config,
     work: impl FnOnce(&mut Wire, &Config, &mut ConnectionLog) -> Ending,
 ) -> Reuse {
-    let mut wire = Wire::new(stream, config.write_timeout());
+    let mut wire = Wire::new(stream, config.write_timeout(), first_read_timeout(config));
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
         work(&mut wire, config, &mut connection)
     }));

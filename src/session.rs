@@ -4,7 +4,7 @@
 
 use std::io;
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::close::{CloseCode, ClosePayload};
 use crate::config::Config;
@@ -310,7 +310,10 @@ impl<'c> Session<'c> {
     /// our close frame went unanswered in time.
     fn read(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
         let wait = match self.liveness {
-            Liveness::Active | Liveness::PingSent => self.config.ping_interval,
+            Liveness::Active | Liveness::PingSent => self
+                .config
+                .ping_interval
+                .map(|interval| self.until_due(interval)),
             Liveness::Closing { deadline } => match time_left(deadline) {
                 Some(left) => Some(left),
                 None => {
@@ -361,23 +364,32 @@ impl<'c> Session<'c> {
         }
     }
 
-    /// A read timed out: spare memory goes back, and once the peer has been silent for a
-    /// whole ping interval, it is kept alive. (The timeout that releases memory restarts
-    /// the interval's count, so that ping may come up to `spare_memory_timeout` late.)
-    fn silence(&mut self) {
-        if self.protocol.release_spare_memory() {
-            let quiet = self.quiet_since.elapsed();
-            if self
-                .config
-                .ping_interval
-                .is_none_or(|interval| quiet < interval)
-            {
-                return;
-            }
+    /// How long to wait before a ping is due: the whole `interval` while the peer spoke
+    /// within the last second (a constant, so the socket's timeout does not change from
+    /// message to message), else what is left of it (after a wait that ended early).
+    fn until_due(&self, interval: Duration) -> Duration {
+        let left = interval.saturating_sub(self.quiet_since.elapsed());
+        if left + Duration::from_secs(1) >= interval {
+            interval
+        } else {
+            left.max(Duration::from_millis(1))
         }
-        let mark = self.mark();
-        self.ping_or_close();
-        self.observe(mark);
+    }
+
+    /// A read timed out: spare memory goes back, and once the peer has been silent for a
+    /// whole ping interval, it is kept alive. A read may end before that (to hand memory
+    /// back, or on the socket's first timeout), so the silence is measured, not assumed.
+    fn silence(&mut self) {
+        self.protocol.release_spare_memory();
+        let due = self
+            .config
+            .ping_interval
+            .is_some_and(|interval| self.quiet_since.elapsed() >= interval);
+        if due {
+            let mark = self.mark();
+            self.ping_or_close();
+            self.observe(mark);
+        }
     }
 
     /// Does what the page asked on the inspector's subprotocol: says it heard, then pings,

@@ -37,9 +37,10 @@ pub fn first_read_timeout(config: &Config) -> Duration {
 /// syscall per message would cost more than the echo itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ReadTimeout {
-    /// The one the socket was accepted with ([`first_read_timeout`]).
-    Inherited,
-    /// Set by [`Wire::read_within`]: at most this long, or with `None`, no limit.
+    /// The one the socket was accepted with ([`first_read_timeout`]), not yet run out.
+    Inherited(Duration),
+    /// Set by [`Wire::read_within`], or inherited and run out once: at most this long,
+    /// or with `None`, no limit.
     Set(Option<Duration>),
 }
 
@@ -57,12 +58,13 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// A connection whose writes may each block at most `write_timeout`.
-    pub fn new(stream: TcpStream, write_timeout: Duration) -> Wire {
+    /// A connection whose writes may each block at most `write_timeout`, and whose socket
+    /// was accepted with the read timeout `read_timeout`.
+    pub fn new(stream: TcpStream, write_timeout: Duration, read_timeout: Duration) -> Wire {
         Wire {
             stream,
             write_timeout,
-            read_timeout: ReadTimeout::Inherited,
+            read_timeout: ReadTimeout::Inherited(read_timeout),
             bytes_in: 0,
             bytes_out: 0,
         }
@@ -80,13 +82,28 @@ impl Wire {
         Ok(n)
     }
 
-    /// Reads, waiting at most `timeout` (`None`: no limit).
+    /// Reads, waiting at most `timeout` (`None`: no limit), and perhaps less: the timeout
+    /// the socket was accepted with serves as long as it is no longer than asked for, so
+    /// a short connection never sets one (a connection that sends its close frame soon
+    /// after the handshake saves two setsockopt calls). A caller must therefore expect a
+    /// timeout before `timeout` has passed, and wait on.
     pub fn read_within(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
-        if self.read_timeout != ReadTimeout::Set(timeout) {
+        let inherited_serves = matches!(
+            self.read_timeout,
+            ReadTimeout::Inherited(first) if timeout.is_none_or(|asked| first <= asked)
+        );
+        if !inherited_serves && self.read_timeout != ReadTimeout::Set(timeout) {
             self.stream.set_read_timeout(timeout)?;
             self.read_timeout = ReadTimeout::Set(timeout);
         }
-        self.read(buf)
+        let read = self.read(buf);
+        if let (Err(err), ReadTimeout::Inherited(first)) = (&read, self.read_timeout) {
+            // It served once; from now on the caller's own timeout is set.
+            if is_timeout(err) {
+                self.read_timeout = ReadTimeout::Set(Some(first));
+            }
+        }
+        read
     }
 
     /// Writes `head` and then `body` (in one syscall when the kernel takes them at once),
@@ -180,7 +197,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        let mut wire = Wire::new(server, Duration::from_secs(5));
+        let mut wire = Wire::new(server, Duration::from_secs(5), Duration::from_secs(30));
         wire.send(b"head", b"body").unwrap();
         let mut got = [0; 8];
         client.read_exact(&mut got).unwrap();
@@ -192,5 +209,33 @@ mod tests {
         assert_eq!((wire.bytes_in, wire.bytes_out), (3, 8));
         assert_eq!(wire.read_timeout, ReadTimeout::Set(timeout));
         assert_eq!(wire.stream().read_timeout().unwrap(), timeout);
+    }
+
+    #[test]
+    fn the_first_read_timeout_serves_while_it_is_no_longer_than_asked() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let first = Duration::from_millis(50);
+        server.set_read_timeout(Some(first)).unwrap();
+        let mut wire = Wire::new(server, Duration::from_secs(5), first);
+        let mut buf = [0; 4];
+        // Asked for 10 s: the 50 ms the socket has serves, and runs out early.
+        let started = Instant::now();
+        let err = wire
+            .read_within(&mut buf, Some(Duration::from_secs(10)))
+            .unwrap_err();
+        assert!(is_timeout(&err) && started.elapsed() < Duration::from_secs(5));
+        assert_eq!(wire.read_timeout, ReadTimeout::Set(Some(first)));
+        // Run out once, it no longer serves: the next read sets what is asked.
+        let _ = wire.read_within(&mut buf, Some(Duration::from_millis(60)));
+        assert_eq!(
+            wire.read_timeout,
+            ReadTimeout::Set(Some(Duration::from_millis(60)))
+        );
+        assert_eq!(
+            wire.stream().read_timeout().unwrap(),
+            Some(Duration::from_millis(60))
+        );
     }
 }
