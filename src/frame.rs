@@ -188,6 +188,38 @@ impl FrameHeader {
         Ok(Status::Complete((header, header_len)))
     }
 
+    /// The fast path's parser: only the commonest client headers, a final text or binary
+    /// frame with no RSV bit, masked, with a 7- or 16-bit length, whole in `buf`. It
+    /// returns what [`FrameHeader::parse_client`] returns for them, and `None` for every
+    /// other header (complete or not, valid or not), which `parse_client` then judges.
+    #[inline]
+    pub fn parse_common(buf: &[u8]) -> Option<(FrameHeader, usize)> {
+        let opcode = match *buf.first()? {
+            0x81 => Opcode::Text,
+            0x82 => Opcode::Binary,
+            _ => return None,
+        };
+        let second = *buf.get(1)?;
+        let (length_format, payload_len, key_at) = match second {
+            0xFE => {
+                let length = buf.get(2..4)?;
+                let len = u16::from_be_bytes([length[0], length[1]]);
+                (LengthFormat::Bits16, u64::from(len), 4)
+            }
+            0x80..=0xFD => (LengthFormat::Bits7, u64::from(second & 0x7F), 2),
+            _ => return None,
+        };
+        let key = buf.get(key_at..key_at + 4)?;
+        let header = FrameHeader {
+            fin: true,
+            opcode,
+            mask: [key[0], key[1], key[2], key[3]],
+            length_format,
+            payload_len,
+        };
+        Some((header, key_at + 4))
+    }
+
     /// Writes the header back as the client sent it (FIN, opcode, the length in the
     /// encoding it came in, the masking key) into `out`, and returns its length. Every
     /// header [`FrameHeader::parse_client`] accepts comes out byte for byte.
@@ -383,6 +415,33 @@ mod tests {
             assert_eq!(header.encode_client(&mut out), len);
             assert_eq!(&out[..len], bytes);
         }
+    }
+
+    #[test]
+    fn the_fast_parser_agrees_with_the_full_one_wherever_it_answers() {
+        let mut answered = 0;
+        for first in 0..=255u8 {
+            for second in 0..=255u8 {
+                for length in [[0x00, 0x7E], [0xFF, 0xFF], [0x00, 0x05]] {
+                    let buf = [first, second, length[0], length[1], 1, 2, 3, 4, 5, 6];
+                    for cut in 0..=buf.len() {
+                        let Some(fast) = FrameHeader::parse_common(&buf[..cut]) else {
+                            continue;
+                        };
+                        answered += 1;
+                        assert_eq!(
+                            FrameHeader::parse_client(&buf[..cut]),
+                            Ok(Status::Complete(fast)),
+                            "{:02x?}",
+                            &buf[..cut]
+                        );
+                    }
+                }
+            }
+        }
+        // It answers for FIN + text or binary (2 first bytes), masked 7- and 16-bit lengths.
+        assert!(answered > 2 * 126 * 3, "{answered}");
+        assert_eq!(FrameHeader::parse_common(&[0x81, 0xFF, 0, 0]), None);
     }
 
     #[test]

@@ -381,9 +381,7 @@ impl Protocol {
         if self.frame.is_some() || self.header_len != 0 || self.recording.is_some() {
             return None;
         }
-        let Ok(Status::Complete((header, len))) = FrameHeader::parse_client(input) else {
-            return None;
-        };
+        let (header, len) = FrameHeader::parse_common(input)?;
         let (kind, end) = self.whole_message_end(&header, len, input.len())?;
         apply_mask(&mut input[len..end], header.mask, 0);
         Some((kind, len..end))
