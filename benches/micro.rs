@@ -22,7 +22,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use pure_ws::frame::apply_mask;
-use pure_ws::protocol::{Event, Message, Protocol};
+use pure_ws::message::{Event, Message};
+use pure_ws::protocol::Protocol;
 
 /// Runs `f` `reps` times and returns the fastest run.
 fn best_of(reps: usize, mut f: impl FnMut()) -> Duration {

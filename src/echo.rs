@@ -1,6 +1,6 @@
 //! The application: what the server answers to each message it receives.
 
-use crate::protocol::{Message, MessageKind};
+use crate::message::{Message, MessageKind};
 
 /// The bytes put in front of every reply in [`EchoMode::Prefix`].
 pub const PREFIX: &[u8] = b"Server got: ";

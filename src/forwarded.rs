@@ -10,7 +10,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::http::{is_token, split_outside_quotes, unquote, Request};
+use crate::grammar::{is_token, split_outside_quotes, unquote};
+use crate::http::Request;
 
 /// A client address as a proxy reported it: an IP, and its port when the proxy gave one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

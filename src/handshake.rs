@@ -5,7 +5,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::http::{is_token, split_outside_quotes, unquote, Content, Rejection, Request};
+use crate::grammar::{is_token, split_outside_quotes, unquote};
+use crate::http::{Content, Rejection, Request};
 
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use crate::echo::Reply;
 use crate::frame::{self, Opcode};
 use crate::handshake::AcceptSteps;
-use crate::protocol::{Message, MessageKind, Part, Protocol};
+use crate::message::{Message, MessageKind, Part};
+use crate::protocol::Protocol;
 use crate::record::{Direction, FrameRecord, Record};
 use crate::trace::{self, hex, length_name, opcode_name, printable, text_part};
 

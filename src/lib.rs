@@ -10,8 +10,10 @@
 //! | wire        | [`error`]            | protocol violations as data, each with its close code            |
 //! | wire        | [`frame`]            | frame headers, opcodes, the three length formats, masking (§5.2–5.3) |
 //! | records     | [`record`]           | what crossed the wire, as plain data, for the trace and inspector |
+//! | core        | [`message`]          | what the core and the application share: messages, events, parts |
 //! | core        | `assembly`           | the message in progress: one buffer, UTF-8 checked as it arrives |
 //! | core        | [`protocol`]         | the per-connection state machine: bytes in, events and bytes out |
+//! | http        | [`grammar`]          | tokens, quoted strings, lists and authorities (RFC 9110, RFC 3986) |
 //! | http        | [`http`]             | the bounded request-head reader, the strict parser, responses    |
 //! | http        | [`handshake`]        | upgrade validation, subprotocols, `Sec-WebSocket-Accept` (§4)    |
 //! | http        | [`forwarded`]        | the client behind a trusted proxy, for the log                   |
@@ -43,9 +45,11 @@ pub mod error;
 pub mod exchange;
 pub mod forwarded;
 pub mod frame;
+pub mod grammar;
 pub mod handshake;
 pub mod http;
 pub mod inspect;
+pub mod message;
 pub mod page;
 pub mod protocol;
 pub mod record;

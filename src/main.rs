@@ -132,7 +132,7 @@ fn host(value: &str) -> Result<String, String> {
 /// A `--subprotocol` value. RFC 6455 §4.1: subprotocol names are tokens (§11.3.4:
 /// `1#token`), so anything else could never be offered by a client and is refused here.
 fn subprotocol(value: &str) -> Result<String, String> {
-    if pure_ws::http::is_token(value) {
+    if pure_ws::grammar::is_token(value) {
         Ok(value.to_string())
     } else {
         Err(format!(

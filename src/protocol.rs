@@ -20,79 +20,9 @@ use crate::assembly::Assembly;
 use crate::close::{CloseCode, ClosePayload};
 use crate::error::ProtocolError;
 use crate::frame::{self, apply_mask, FrameHeader, Opcode, MAX_HEADER_LEN};
+use crate::message::{Delivery, Event, Held, Message, MessageKind, NotOpen, Part};
 use crate::record::{NoRecording, Position, ReadRecord, Record, Recorder, Recording};
 use crate::Status;
-
-/// A complete message from the peer, borrowed from the protocol, or from the input when it
-/// arrived whole in one read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// A text message: valid UTF-8 by construction.
-    Text(&'a str),
-    /// A binary message.
-    Binary(&'a [u8]),
-}
-
-/// The two kinds of data message (RFC 6455 §5.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageKind {
-    /// UTF-8 text, opcode 0x1.
-    Text,
-    /// Arbitrary bytes, opcode 0x2.
-    Binary,
-}
-
-impl MessageKind {
-    fn opcode(self) -> Opcode {
-        match self {
-            MessageKind::Text => Opcode::Text,
-            MessageKind::Binary => Opcode::Binary,
-        }
-    }
-}
-
-impl Message<'_> {
-    /// Whether this is a text or a binary message.
-    pub fn kind(&self) -> MessageKind {
-        match self {
-            Message::Text(_) => MessageKind::Text,
-            Message::Binary(_) => MessageKind::Binary,
-        }
-    }
-}
-
-/// A message [`Protocol::receive`] announced. It borrows the input it came in, so the
-/// message is read from the bytes it arrived in, and from no others.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Delivery<'i>(Held<'i>);
-
-/// Where a delivered message lies.
-#[derive(Debug, PartialEq, Eq)]
-enum Held<'i> {
-    /// Whole in the input, unmasked (and checked, for text) where it lay.
-    InPlace(Message<'i>),
-    /// In the protocol's [`Assembly`].
-    Assembled,
-}
-
-/// What a call to [`Protocol::receive`] or [`Protocol::receive_eof`] produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Event<'i> {
-    /// A whole data message arrived: [`Protocol::message`] reads it.
-    Message(Delivery<'i>),
-    /// The peer started the close handshake, or answered ours, with this code if it sent
-    /// one. A reply is in `out`; nothing more is read: flush `out`, then close TCP.
-    Closed {
-        /// The code the peer sent.
-        code: Option<CloseCode>,
-    },
-    /// The peer broke the protocol. The close frame for `err.close_code()` is in `out`;
-    /// nothing more is read: flush `out`, then close TCP.
-    Failed(ProtocolError),
-    /// The peer's byte stream ended with no close frame: RFC 6455 §7.1.5 calls this an
-    /// abnormal closure, code 1006.
-    Abnormal,
-}
 
 /// Where a connection is in its life (RFC 6455 §7). Every change goes through
 /// `Protocol::advance`, and these are all of them:
@@ -133,24 +63,6 @@ enum Trigger {
     /// The peer broke a rule.
     Violation,
 }
-
-/// Which frame of its message a data frame the server sends is (RFC 6455 §5.4): a
-/// message in one frame, or the first, a middle or the last of several.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
-    /// The whole message: FIN set, the message's opcode.
-    Whole,
-    /// The first fragment: FIN clear, the message's opcode.
-    First,
-    /// A middle fragment: FIN clear, continuation.
-    Middle,
-    /// The last fragment: FIN set, continuation.
-    Last,
-}
-
-/// Refused: a data frame or ping asked for after a close frame was sent or received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NotOpen;
 
 /// The frame whose payload is being received.
 #[derive(Clone, Copy, Debug)]

@@ -356,3 +356,58 @@ fn every_link_in_the_documents_points_to_a_file() {
         ["docs/x.md", "docs/i.png"]
     );
 }
+
+/// The backticked names in `text` that are module names (no `::`, no spaces).
+fn module_names(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// (layer, module) pairs, in order: from `lib.rs`'s table, or from the README's.
+fn layer_table(lib: bool) -> Vec<(String, String)> {
+    let (text, prefix) = if lib {
+        (read("src/lib.rs"), "//! |")
+    } else {
+        let readme = read("README.md");
+        let section = readme
+            .split("## How it is built")
+            .nth(1)
+            .unwrap_or_default();
+        let section = section
+            .split("\n## ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        (section, "|")
+    };
+    let mut pairs = Vec::new();
+    for row in text.lines().filter_map(|line| line.strip_prefix(prefix)) {
+        let row = cells(&format!("|{row}"));
+        let [layer, modules, ..] = &row[..] else {
+            continue;
+        };
+        let names = match modules.split_once(':') {
+            Some((names, _)) if !lib => names,
+            _ => modules,
+        };
+        for name in module_names(names) {
+            pairs.push((layer.clone(), name));
+        }
+    }
+    pairs
+}
+
+#[test]
+fn the_readme_and_lib_rs_list_the_same_modules_in_the_same_layers() {
+    let lib = layer_table(true);
+    assert!(lib.len() > 20, "no module table in lib.rs: {lib:?}");
+    assert_eq!(
+        layer_table(false),
+        lib,
+        "README's \"How it is built\" and lib.rs differ"
+    );
+}

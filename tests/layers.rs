@@ -104,3 +104,37 @@ fn the_reader_finds_uses_in_paths_and_groups() {
     let names: Vec<String> = uses(source).into_iter().map(|(name, _)| name).collect();
     assert_eq!(names, ["frame", "close", "error", "handshake"]);
 }
+
+/// Non-blank lines before a file's unit tests: comments and docs count, as they are read.
+fn lines_outside_tests(source: &str) -> usize {
+    without_tests(source)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .count()
+}
+
+#[test]
+fn no_module_keeps_more_than_650_lines_outside_its_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut too_long = Vec::new();
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let lines = lines_outside_tests(&fs::read_to_string(&path).unwrap());
+            if lines > 650 {
+                too_long.push(format!("{}: {lines} lines", path.display()));
+            }
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "one concern per file:\n{}",
+        too_long.join("\n")
+    );
+}
+
+#[test]
+fn the_counter_skips_blank_lines_and_unit_tests() {
+    let source = "//! job\n\nfn a() {}\n   \n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\n";
+    assert_eq!(lines_outside_tests(source), 2);
+}

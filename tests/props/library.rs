@@ -5,7 +5,8 @@
 
 use pure_ws::frame::{self, FrameHeader, Opcode};
 use pure_ws::http::{HeadReader, Request};
-use pure_ws::protocol::{Event, Message, Protocol, State};
+use pure_ws::message::{Event, Message};
+use pure_ws::protocol::{Protocol, State};
 use pure_ws::Status;
 
 pub use pure_ws::error::ProtocolError;
