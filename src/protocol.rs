@@ -379,12 +379,9 @@ impl Protocol {
     pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), NotOpen> {
         self.require_open()?;
         let payload = &payload[..payload.len().min(125)];
-        match self.recording.take() {
+        match self.recording.as_deref_mut() {
             None => send_control(Opcode::Ping, payload, out, &mut NoRecording),
-            Some(mut recording) => {
-                send_control(Opcode::Ping, payload, out, &mut *recording);
-                self.recording = Some(recording);
-            }
+            Some(recording) => send_control(Opcode::Ping, payload, out, recording),
         }
         Ok(())
     }
@@ -418,12 +415,9 @@ impl Protocol {
 
     /// [`send_close`] with the protocol's own recorder, outside a parsing step.
     fn send_close_recorded(&mut self, payload: Option<ClosePayload>, out: &mut Vec<u8>) {
-        match self.recording.take() {
+        match self.recording.as_deref_mut() {
             None => send_close(payload, out, &mut NoRecording),
-            Some(mut recording) => {
-                send_close(payload, out, &mut *recording);
-                self.recording = Some(recording);
-            }
+            Some(recording) => send_close(payload, out, recording),
         }
     }
 

@@ -251,7 +251,7 @@ impl<'c> Session<'c> {
             return Ok(());
         };
         self.log.messages_in += 1;
-        if let Some(command) = self.inspector.as_ref().and(Command::of(&message)) {
+        if let Some(command) = self.inspector.as_ref().and_then(|_| Command::of(&message)) {
             self.obey(command);
             return Ok(());
         }
