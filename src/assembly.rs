@@ -159,7 +159,7 @@ fn push_utf8(
 }
 
 /// The length of the UTF-8 sequence a lead byte starts (1 for bytes that start none).
-fn utf8_width(lead: u8) -> usize {
+pub(crate) fn utf8_width(lead: u8) -> usize {
     match lead {
         0xC2..=0xDF => 2,
         0xE0..=0xEF => 3,

@@ -38,7 +38,7 @@ pub enum Ending {
     GoneBeforeRequest,
     /// Reading the request head failed.
     ReadFailed(io::Error),
-    /// The socket's options could not be set.
+    /// The socket's options (no Nagle delay, the timeouts) could not be set.
     SetupFailed(io::Error),
     /// The `101` could not be written.
     HandshakeFailed(io::Error),
@@ -76,7 +76,7 @@ impl fmt::Display for Ending {
             }
             Ending::GoneBeforeRequest => f.write_str("closed by peer before a complete request"),
             Ending::ReadFailed(err) => write!(f, "read error before a complete request: {err}"),
-            Ending::SetupFailed(err) => write!(f, "could not set the write timeout: {err}"),
+            Ending::SetupFailed(err) => write!(f, "could not set the socket's options: {err}"),
             Ending::HandshakeFailed(err) => {
                 write!(f, "error while completing the handshake: {err}")
             }
@@ -155,17 +155,19 @@ impl ConnectionLog {
         }
     }
 
-    /// Logs the line of a connection that ended: behind its trace lines when it is traced,
-    /// so its story stays in order, or at once.
-    pub fn finish(&self, line: &str) {
+    /// Logs the line of a connection that ended as `ending` says, with the bytes that
+    /// crossed `wire`: behind its trace lines when it is traced, so its story stays in
+    /// order, or at once.
+    pub fn finish(&self, ending: &Ending, wire: &Wire) {
+        let line = self.line(ending, wire);
         match &self.tracer {
-            Some(tracer) => tracer.last_line(line),
-            None => crate::log(line),
+            Some(tracer) => tracer.last_line(&line),
+            None => crate::log(&line),
         }
     }
 
-    /// The line logged when the connection ends, with the bytes that crossed `wire`.
-    pub fn line(&self, ending: &Ending, wire: &Wire) -> String {
+    /// The line logged when the connection ends.
+    fn line(&self, ending: &Ending, wire: &Wire) -> String {
         let who = match self.client {
             Some(client) => format!("{client} via {}", self.peer),
             None => self.peer.to_string(),

@@ -300,15 +300,19 @@ mod tests {
         validate(&request, &policy).map(|accepted| accepted.accept)
     }
 
+    /// `GOOD` with header `lines` (each ending in CRLF) added at its end.
+    fn good_with(lines: &str) -> String {
+        GOOD.replace("\r\n\r\n", &format!("\r\n{lines}\r\n"))
+    }
+
     /// The status for `GOOD` with `lines` added, or 101.
     fn status_with(lines: &str) -> u16 {
-        let head = GOOD.replace("\r\n\r\n", &format!("\r\n{lines}\r\n"));
-        check(&head, &[]).map_or_else(|rejection| rejection.status().0, |_| 101)
+        check(&good_with(lines), &[]).map_or_else(|rejection| rejection.status().0, |_| 101)
     }
 
     /// The subprotocol selected for `GOOD` plus `protocol_lines`, or the rejection.
     fn select(protocol_lines: &str, supported: &[&str]) -> Result<Option<String>, Rejection> {
-        let head = GOOD.replace("\r\n\r\n", &format!("\r\n{protocol_lines}\r\n"));
+        let head = good_with(protocol_lines);
         let request = Request::parse(head.as_bytes())?;
         let supported: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
         let policy = Policy {

@@ -209,6 +209,15 @@ impl Inspector {
         messages
     }
 
+    /// The frames of the message that just ended, and how many more were omitted: the
+    /// next message starts with none.
+    fn take_frames(&mut self) -> (Vec<FrameRecord>, u64) {
+        (
+            std::mem::take(&mut self.frames),
+            std::mem::take(&mut self.omitted),
+        )
+    }
+
     /// Puts `messages` into `out` at `at`, ahead of the answers the protocol queued there,
     /// and returns their frames, for the trace.
     ///
@@ -241,10 +250,8 @@ impl Inspector {
         out: &mut Vec<u8>,
     ) -> Option<FrameRecord> {
         self.fragment_next |= command == Command::Fragment;
-        let json = command_json(command, &self.frames, self.omitted);
-        self.frames.clear();
-        self.omitted = 0;
-        queue_message(protocol, &json, out)
+        let (frames, omitted) = self.take_frames();
+        queue_message(protocol, &command_json(command, &frames, omitted), out)
     }
 
     /// Queues `reply`, the echo of the message just received, with the inspector's message
@@ -286,10 +293,8 @@ impl Inspector {
             sent.push(FrameRecord::sent(&echo[start..], &[piece]));
             echo.extend_from_slice(piece);
         }
-        let json = message_json(&self.frames, self.omitted, &sent);
-        self.frames.clear();
-        self.omitted = 0;
-        let described = queue_message(protocol, &json, out);
+        let (frames, omitted) = self.take_frames();
+        let described = queue_message(protocol, &message_json(&frames, omitted, &sent), out);
         out.extend_from_slice(&echo);
         (described, sent)
     }

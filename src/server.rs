@@ -133,14 +133,14 @@ fn run_isolated(
     let reuse = match served {
         Ok(ending) => {
             if !config.quiet {
-                connection.finish(&connection.line(&ending, &wire));
+                connection.finish(&ending, &wire);
             }
             Reuse::Yes
         }
         Err(_) => {
             answer_after_panic(&mut wire, connection.stage, config);
             // A panic is a bug: report it even when per-connection lines are silenced.
-            connection.finish(&connection.line(&Ending::Panicked, &wire));
+            connection.finish(&Ending::Panicked, &wire);
             Reuse::No
         }
     };

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::assembly::utf8_width;
 use crate::error::ProtocolError;
 use crate::frame::{LengthFormat, Opcode};
 use crate::handshake::AcceptSteps;
@@ -38,14 +39,18 @@ pub fn text_part(frame: &FrameRecord) -> Option<&[u8]> {
     }
 }
 
+/// `<` for what the peer sent, `>` for what the server sent.
+fn arrow(direction: Direction) -> char {
+    match direction {
+        Direction::Received => '<',
+        Direction::Sent => '>',
+    }
+}
+
 /// The start of a frame's line: `<` received or `>` sent, the opcode, FIN, any RSV bits,
 /// MASK and its key, the length and its encoding, and the header bytes.
 fn frame_head(frame: &FrameRecord) -> String {
-    let arrow = match frame.direction {
-        Direction::Received => '<',
-        Direction::Sent => '>',
-    };
-    let mut line = format!("{arrow} {}", opcode_name(frame.opcode()));
+    let mut line = format!("{} {}", arrow(frame.direction), opcode_name(frame.opcode()));
     line.push_str(if frame.fin() { " fin" } else { " not-fin" });
     if frame.rsv() != 0 {
         let _ = write!(line, " rsv={:03b}", frame.rsv());
@@ -71,8 +76,9 @@ pub fn frame_line(frame: &FrameRecord) -> String {
     if let Some(code) = frame.close_code() {
         let _ = write!(line, "; close {code}");
     }
-    let shown = text_part(frame).unwrap_or_else(|| frame.payload.as_slice());
-    match text_part(frame).and_then(printable) {
+    let text = text_part(frame);
+    let shown = text.unwrap_or_else(|| frame.payload.as_slice());
+    match text.and_then(printable) {
         Some("") if frame.opcode() == 0x8 => {}
         Some(text) => {
             let _ = write!(line, "; payload \"{}\"", escape_trace(text));
@@ -227,7 +233,7 @@ pub fn why(err: ProtocolError) -> Option<&'static str> {
 fn explain(failure: &Failure) -> String {
     let bytes = failure.bytes.as_slice();
     match (failure.error, failure.place) {
-        (_, Place::Payload { offset, at }) if failure.error == ProtocolError::InvalidUtf8 => {
+        (ProtocolError::InvalidUtf8, Place::Payload { offset, at }) => {
             explain_utf8(&bytes[at.min(bytes.len())..], offset)
         }
         (ProtocolError::ClosePayloadOneByte, _)
@@ -277,12 +283,7 @@ fn explain_utf8(bad: &[u8], offset: u64) -> String {
     let Some(&lead) = bad.first() else {
         return format!("payload offset {offset}: the text ends inside a character");
     };
-    let width = match lead {
-        0xC2..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF4 => 4,
-        _ => 1,
-    };
+    let width = utf8_width(lead);
     let seq = &bad[..width.min(bad.len())];
     let at = format!("{} at payload offset {offset}", hex(seq));
     let second = seq.get(1).copied();
@@ -312,10 +313,7 @@ fn explain_utf8(bad: &[u8], offset: u64) -> String {
 /// The trace lines of an HTTP head: `http <` and each line of a request as received, or
 /// `http >` and each line of a response head.
 pub fn head_trace(direction: Direction, head: &[u8]) -> Vec<String> {
-    let arrow = match direction {
-        Direction::Received => '<',
-        Direction::Sent => '>',
-    };
+    let arrow = arrow(direction);
     head_lines(head)
         .iter()
         .map(|line| format!("http {arrow} {}", escape_trace(line)))
