@@ -3,22 +3,39 @@
 //! that folds the layers fails here, with the module and the line that does it.
 
 use std::fs;
-use std::path::Path;
+use std::path::PathBuf;
 
-/// The modules in the order of `lib.rs`'s table: rows `//! | layer | [`name`] | job |`
-/// (a private module is written without the link brackets).
+/// (layer, module) pairs, in order, from the markdown table whose rows start with
+/// `prefix`: the first cell is the layer, and the second names its modules in backticks
+/// (`lib.rs` links the public ones: [`name`]; the README may follow them with a colon and
+/// a description).
+fn layer_table(text: &str, prefix: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for row in text.lines().filter_map(|line| line.strip_prefix(prefix)) {
+        let mut cells = row.split('|').map(str::trim);
+        let (Some(layer), Some(modules)) = (cells.next(), cells.next()) else {
+            continue;
+        };
+        let names = modules.split(':').next().unwrap_or_default();
+        for name in names.split('`').skip(1).step_by(2) {
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                pairs.push((layer.to_string(), name.to_string()));
+            }
+        }
+    }
+    pairs
+}
+
+/// The modules in the order of `lib.rs`'s table: rows `//! | layer | [`name`] | job |`.
 fn layer_order(lib: &str) -> Vec<String> {
-    lib.lines()
-        .filter_map(|line| line.strip_prefix("//! |"))
-        .filter_map(|row| row.split('|').nth(1))
-        .filter_map(|cell| {
-            let cell = cell.trim();
-            let cell = cell.strip_prefix('[').unwrap_or(cell);
-            let cell = cell.strip_suffix(']').unwrap_or(cell);
-            let name = cell.strip_prefix('`')?.strip_suffix('`')?;
-            Some(name.to_string())
-        })
+    layer_table(lib, "//! |")
+        .into_iter()
+        .map(|(_, module)| module)
         .collect()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A module's source without its unit tests (the `#[cfg(test)]` module ends each file).
@@ -61,7 +78,7 @@ fn uses(source: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_module_uses_only_modules_below_it() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = root().join("src");
     let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
     let order = layer_order(&lib);
     assert!(order.len() > 10, "no layer table in lib.rs: {order:?}");
@@ -115,7 +132,7 @@ fn lines_outside_tests(source: &str) -> usize {
 
 #[test]
 fn no_module_keeps_more_than_650_lines_outside_its_tests() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = root().join("src");
     let mut too_long = Vec::new();
     for entry in fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
@@ -137,4 +154,24 @@ fn no_module_keeps_more_than_650_lines_outside_its_tests() {
 fn the_counter_skips_blank_lines_and_unit_tests() {
     let source = "//! job\n\nfn a() {}\n   \n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\n";
     assert_eq!(lines_outside_tests(source), 2);
+}
+
+#[test]
+fn the_readme_lists_lib_rs_modules_in_the_same_layers() {
+    let lib = layer_table(
+        &fs::read_to_string(root().join("src/lib.rs")).unwrap(),
+        "//! |",
+    );
+    assert!(lib.len() > 20, "no module table in lib.rs: {lib:?}");
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let built = readme
+        .split("## How it is built")
+        .nth(1)
+        .unwrap_or_default();
+    let built = built.split("\n## ").next().unwrap_or_default();
+    assert_eq!(
+        layer_table(built, "|"),
+        lib,
+        "README's \"How it is built\" and lib.rs differ"
+    );
 }
