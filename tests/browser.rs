@@ -15,7 +15,7 @@
 //!
 //! Screenshots are written to `target/browser-screenshot*.png`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -106,6 +106,37 @@ fn phone_dark(cdp: &mut Cdp, height: u32, what: &str) {
     );
 }
 
+/// Back from [`phone_dark`] to the light `desktop` viewport a test started with.
+fn back_to_desktop(cdp: &mut Cdp, desktop: &Value) {
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+}
+
+/// Where the screenshots go.
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
+}
+
+/// A server, and a headless Chromium tab as wide as a desktop screen and `height` pixels
+/// high, on the page at `path` with its WebSocket open. Returns the viewport too, for
+/// [`back_to_desktop`]; the browser lives as long as the returned `Browser`.
+fn open_page(height: u32, path: &str) -> (Server, Browser, Cdp, Value) {
+    let chromium = Browser::executable();
+    let server = Server::start(&[]);
+    let (browser, mut cdp) = Browser::launch(&chromium);
+    cdp.open_tab();
+    let desktop =
+        json!({ "width": 1000, "height": height, "deviceScaleFactor": 1, "mobile": false });
+    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+    cdp.navigate(&format!("http://{}{path}", server.addr));
+    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    (server, browser, cdp, desktop)
+}
+
+/// Whether the log's content fits its width: long lines wrap instead of scrolling sideways.
+const LOG_FITS: &str =
+    "(() => { const l = document.getElementById('log'); return l.scrollWidth <= l.clientWidth; })()";
+
 /// Waits for the page to show the connection closed with `code`, explained in `words`,
 /// with Reconnect offered and Send disabled.
 fn expect_closed(cdp: &mut Cdp, when: &str, code: &str, words: &str) {
@@ -133,19 +164,11 @@ fn expect_closed(cdp: &mut Cdp, when: &str, code: &str, words: &str) {
 #[test]
 #[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
 fn echo_page_in_headless_chromium() {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    let chromium = Browser::executable();
-    let mut server = Server::start(&[]);
-    let (_browser, mut cdp) = Browser::launch(&chromium);
-    cdp.open_tab();
-    let desktop = json!({ "width": 1000, "height": 720, "deviceScaleFactor": 1, "mobile": false });
-    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
-
+    let target = screenshots();
     // Load the page and wait for the WebSocket to open: it connects to its own URL, path
     // and query included, and logs nothing to the console on the way.
-    cdp.navigate(&format!("http://{}/?from=test", server.addr));
+    let (mut server, _browser, mut cdp, desktop) = open_page(720, "/?from=test");
     assert_eq!(cdp.eval_str("document.title"), "pure-ws");
-    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
     assert_eq!(
         cdp.eval_str("document.getElementById('endpoint').textContent"),
         format!("ws://{}/?from=test", server.addr),
@@ -238,7 +261,7 @@ fn echo_page_in_headless_chromium() {
     cdp.wait_for("the echo of the long message", &received(&echo));
     assert_rtt(&mut cdp, &echo);
     assert_eq!(
-        cdp.eval("(() => { const l = document.getElementById('log'); return l.scrollWidth <= l.clientWidth; })()"),
+        cdp.eval(LOG_FITS),
         json!(true),
         "long messages must wrap, not scroll sideways"
     );
@@ -269,8 +292,7 @@ fn echo_page_in_headless_chromium() {
     // The same page at phone width and in dark mode: nothing sticks out sideways.
     phone_dark(&mut cdp, 760, "the page");
     cdp.screenshot(&target.join("browser-screenshot-phone-dark.png"));
-    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
-    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+    back_to_desktop(&mut cdp, &desktop);
 
     // 4. Disconnect: a clean close (1000), then Reconnect and echo again.
     cdp.click("disconnect");
@@ -492,16 +514,9 @@ const MASKED_FIELDS: [&str; 8] = [
 #[test]
 #[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
 fn frame_inspector_in_headless_chromium() {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    let chromium = Browser::executable();
-    let server = Server::start(&[]);
-    let (_browser, mut cdp) = Browser::launch(&chromium);
-    cdp.open_tab();
-    let desktop = json!({ "width": 1000, "height": 1000, "deviceScaleFactor": 1, "mobile": false });
-    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
+    let target = screenshots();
+    let (server, _browser, mut cdp, desktop) = open_page(1000, "/");
     let page = format!("http://{}/", server.addr);
-    cdp.navigate(&page);
-    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
     assert_eq!(cdp.eval(SHOW_FRAMES), json!(false), "frames start off");
     assert_eq!(cdp.eval(HANDSHAKE_SHOWN), json!(false), "no handshake card");
 
@@ -605,7 +620,7 @@ fn frame_inspector_in_headless_chromium() {
         "only the echoes are shown as messages, never the inspection messages"
     );
     assert_eq!(
-        cdp.eval("(() => { const l = document.getElementById('log'); return l.scrollWidth <= l.clientWidth; })()"),
+        cdp.eval(LOG_FITS),
         json!(true),
         "frames wrap instead of widening the log"
     );
@@ -619,8 +634,7 @@ fn frame_inspector_in_headless_chromium() {
     phone_dark(&mut cdp, 844, "the inspector");
     cdp.eval(hello_in_view);
     cdp.screenshot(&target.join("browser-inspector-phone-dark.png"));
-    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
-    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+    back_to_desktop(&mut cdp, &desktop);
 
     // The three length encodings side by side: 125 bytes fit in 7 bits, 126 need 16, and
     // 65,536 need 64 (each echo is 12 bytes longer).
@@ -801,8 +815,8 @@ fn give_command(cdp: &mut Cdp, name: &str) -> Value {
     frame
 }
 
-/// The unmasked payload bytes a server frame shows, in order.
-fn server_bytes(frame: &Value) -> Vec<u8> {
+/// The unmasked payload bytes a frame's card shows, in order.
+fn payload_bytes(frame: &Value) -> Vec<u8> {
     frame["columns"]
         .as_array()
         .unwrap()
@@ -814,15 +828,8 @@ fn server_bytes(frame: &Value) -> Vec<u8> {
 #[test]
 #[ignore = "needs Chromium: apt-get install -y chromium, then cargo test --test browser -- --ignored"]
 fn page_commands_in_headless_chromium() {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    let chromium = Browser::executable();
-    let server = Server::start(&[]);
-    let (_browser, mut cdp) = Browser::launch(&chromium);
-    cdp.open_tab();
-    let desktop = json!({ "width": 1000, "height": 1300, "deviceScaleFactor": 1, "mobile": false });
-    cdp.call("Emulation.setDeviceMetricsOverride", desktop.clone());
-    cdp.navigate(&format!("http://{}/", server.addr));
-    cdp.wait_for("the connection to open", &format!("{STATE} === 'open'"));
+    let target = screenshots();
+    let (_server, _browser, mut cdp, desktop) = open_page(1300, "/");
     assert_eq!(
         cdp.eval("document.getElementById('commands').hidden"),
         json!(true),
@@ -868,7 +875,7 @@ fn page_commands_in_headless_chromium() {
         ["01", "00", "80"],
         "text FIN 0, continuation FIN 0, continuation FIN 1"
     );
-    let joined: Vec<u8> = frames.iter().flat_map(server_bytes).collect();
+    let joined: Vec<u8> = frames.iter().flat_map(payload_bytes).collect();
     assert_eq!(joined, echo.as_bytes(), "the three payloads make the echo");
     scroll_to(&mut cdp, &echo);
     cdp.screenshot(&target.join("browser-fragmented.png"));
@@ -913,8 +920,7 @@ fn page_commands_in_headless_chromium() {
     phone_dark(&mut cdp, 844, "the command buttons and cards");
     scroll_to(&mut cdp, "Ping from the server");
     cdp.screenshot(&target.join("browser-ping-phone-dark.png"));
-    cdp.call("Emulation.setDeviceMetricsOverride", desktop);
-    cdp.call("Emulation.setEmulatedMedia", json!({ "features": [] }));
+    back_to_desktop(&mut cdp, &desktop);
 
     // Each "why" note shows once, where it is first met: masking on the first masked card.
     let why = cdp.eval(WHY_NOTES);
@@ -944,14 +950,8 @@ fn page_commands_in_headless_chromium() {
         "FIN + close, MASK + length, and a key the page cannot see"
     );
     assert_fields(&own, &MASKED_FIELDS);
-    let columns: Vec<u8> = own["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cells| hex_byte(&cells[0]))
-        .collect();
     assert_eq!(
-        columns,
+        payload_bytes(&own),
         [&[0x03, 0xe8][..], reason.as_bytes()].concat(),
         "the payload: 1000 in two bytes, then the reason in UTF-8"
     );
