@@ -76,6 +76,17 @@ fn other_methods_are_not_allowed() {
 }
 
 #[test]
+fn the_asterisk_form_is_for_options_and_is_not_served() {
+    let server = Server::start(&["--quiet"]);
+    let response = get(&server, "OPTIONS * HTTP/1.1\r\nHost: localhost");
+    assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
+    assert_eq!(header(&response, "allow"), Some("GET, HEAD"));
+    let response = get(&server, "GET * HTTP/1.1\r\nHost: localhost");
+    assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    assert!(body(&response).contains("OPTIONS only"), "{response}");
+}
+
+#[test]
 fn a_post_with_a_body_still_reads_its_answer() {
     // The server answers without reading the body; it must not reset the connection
     // before the client has read the 405.

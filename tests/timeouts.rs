@@ -153,6 +153,21 @@ fn the_close_handshake_is_bounded_when_the_client_never_answers() {
     assert!(server.wait_for_log(&peer).contains("1002"));
 }
 
+#[test]
+fn a_close_the_server_starts_is_dropped_when_it_goes_unanswered() {
+    // RFC 6455 §7.1.2-7.1.3: after its close frame the server waits for the peer's, but
+    // only for the close timeout (3 s). A client that ignores both the ping and the close
+    // it brings is dropped then, not held for ever.
+    let server = Server::start(&["--ping-interval", "0.3"]);
+    let mut client = server.ws();
+    let peer = client.stream.local_addr().unwrap().to_string();
+    assert_eq!(client.read_frame().opcode, PING);
+    assert_eq!(read_close(&mut client), Some(1001));
+    client.expect_eof();
+    let log = server.wait_for_log(&peer);
+    assert!(log.contains("our close frame went unanswered"), "{log}");
+}
+
 /// Starts a client that pushes up to 50 MiB of 64 KiB messages and never reads. The thread
 /// returns how much it wrote and how long after its last successful write the server
 /// cut the connection.
