@@ -10,8 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::process::wait_for_idle_threads;
-use common::wire::CLOSE;
-use common::{close_payload, echo, eventually, read_close, run_binary, Killed, Server};
+use common::{echo, eventually, run_binary, Killed, Server};
 
 // ---------------------------------------------------------------------------------------
 // Observability
@@ -23,9 +22,7 @@ fn each_ended_connection_logs_peer_path_ending_duration_and_counts() {
     let peer = client.stream.local_addr().unwrap().to_string();
     echo(&mut client, "one");
     echo(&mut client, "two");
-    client.send_frame(true, CLOSE, &close_payload(1000, "bye"));
-    assert_eq!(read_close(&mut client), Some(1000));
-    client.expect_eof();
+    client.close_cleanly(1000, "bye");
     drop(client);
     let line = server.wait_for_log(&peer);
     assert!(line.starts_with(&format!("{peer} / ")), "{line}");
@@ -45,9 +42,7 @@ fn quiet_silences_the_per_connection_lines() {
     let server = Server::start(&["--quiet"]);
     let mut client = server.ws();
     echo(&mut client, "shh");
-    client.send_frame(true, CLOSE, &close_payload(1000, ""));
-    assert_eq!(read_close(&mut client), Some(1000));
-    client.expect_eof();
+    client.close_cleanly(1000, "");
     drop(client);
     let page = server.http(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200 "));

@@ -9,11 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::process::wait_for_idle_threads;
-use common::wire::{self, BINARY, CLOSE, FIN};
-use common::{
-    close_payload, echo, eventually, read_close, still_echoes, upgrade_request, upgrade_with,
-    Server,
-};
+use common::wire::{self, BINARY, FIN};
+use common::{echo, eventually, still_echoes, upgrade_request, upgrade_with, Server};
 
 // ---------------------------------------------------------------------------------------
 // --max-connections
@@ -28,9 +25,7 @@ fn over_max_connections_a_client_gets_503_until_a_slot_frees() {
     assert!(response.contains("\r\nRetry-After: "), "{response}");
     echo(&mut first, "one");
     echo(&mut second, "two");
-    first.send_frame(true, CLOSE, &close_payload(1000, ""));
-    assert_eq!(read_close(&mut first), Some(1000));
-    first.expect_eof();
+    first.close_cleanly(1000, "");
     drop(first);
     let mut third = eventually(Duration::from_secs(5), || {
         let (client, head) = server.handshake(&upgrade_request("/"));

@@ -7,17 +7,8 @@ mod common;
 
 use serde_json::Value;
 
-use common::wire::{CLOSE, PONG, TEXT};
+use common::wire::{masked, CLOSE, CONTINUATION, MASKED_HELLO, MASKED_PING, PING, PONG, TEXT};
 use common::{close_payload, upgrade_with, Client, Server};
-
-/// RFC 6455 §5.7: a single-frame masked text message containing "Hello".
-const MASKED_HELLO: [u8; 11] = [
-    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-];
-/// RFC 6455 §5.7: a masked ping with the body "Hello" (the same key).
-const MASKED_PING: [u8; 11] = [
-    0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-];
 
 /// A connection that offered the inspector's subprotocol, with its first (handshake) message.
 fn inspected(server: &Server) -> (Client, Value) {
@@ -108,6 +99,8 @@ fn the_trace_names_the_rule_a_failure_broke_and_its_bytes() {
         ),
         "{failure}"
     );
+    // The why-note names the attack masking prevents.
+    assert!(failure.contains("(§10.3)"), "{failure}");
     assert!(
         trace.iter().any(|l| l
             == "> close fin len=46 (7-bit); header 88 2e; close 1002; payload \
@@ -142,8 +135,7 @@ fn without_trace_no_frame_is_logged() {
     let peer = client.stream.local_addr().unwrap().to_string();
     client.send(&MASKED_HELLO);
     client.expect_text("Server got: Hello");
-    client.send_frame(true, CLOSE, &close_payload(1000, ""));
-    assert_eq!(client.read_frame().close_code(), Some(1000));
+    client.close_cleanly(1000, "");
     server.wait_for_log(&peer);
     assert_eq!(server.stderr().len(), 1, "{:#?}", server.stderr());
 }
@@ -246,7 +238,7 @@ fn the_inspector_describes_the_servers_own_control_frames_before_them() {
     let frame = client.read_frame();
     assert_eq!(
         (frame.opcode, frame.payload.as_slice()),
-        (0x9, &b"keepalive"[..])
+        (PING, &b"keepalive"[..])
     );
     // No pong: after another interval the server closes with 1001, described first.
     let close = read_json(&mut client);
@@ -263,7 +255,7 @@ fn no_inspector_message_follows_our_close_frame() {
     let server = Server::start(&["--quiet", "--ping-interval", "0.3"]);
     let (mut client, _) = inspected(&server);
     assert_eq!(read_json(&mut client)["sent"]["opcodeName"], "ping");
-    assert_eq!(client.read_frame().opcode, 0x9);
+    assert_eq!(client.read_frame().opcode, PING);
     // The ping goes unanswered: the server describes its 1001 close, then sends it.
     assert_eq!(read_json(&mut client)["sent"]["closeCode"], 1001);
     assert_eq!(client.read_frame().close_code(), Some(1001));
@@ -294,7 +286,7 @@ fn the_page_can_ask_for_a_ping_and_sees_the_pong() {
         "ping at the page's request"
     );
     let ping = client.read_frame();
-    assert_eq!(ping.opcode, 0x9);
+    assert_eq!(ping.opcode, PING);
     client.send_frame(true, PONG, &ping.payload);
     let pong = read_json(&mut client);
     assert_eq!(pong["received"]["opcodeName"], "pong");
@@ -316,7 +308,7 @@ fn the_page_can_ask_for_the_next_echo_in_three_frames() {
     let heads: Vec<&str> = sent.iter().map(|f| f["header"].as_str().unwrap()).collect();
     assert_eq!(heads, ["01 07", "00 07", "80 07"]);
     let mut joined = Vec::new();
-    for (fin, opcode) in [(false, TEXT), (false, 0x0), (true, 0x0)] {
+    for (fin, opcode) in [(false, TEXT), (false, CONTINUATION), (true, CONTINUATION)] {
         let frame = client.read_frame();
         assert_eq!((frame.fin, frame.opcode), (fin, opcode));
         joined.extend(frame.payload);
@@ -357,8 +349,8 @@ fn the_page_can_ask_the_server_to_close_and_nothing_follows_the_close() {
 fn a_frame_says_how_many_reads_it_took_and_whether_it_shared_one() {
     let server = Server::start(&["--trace"]);
     let (mut client, _) = inspected(&server);
-    let mut two = common::wire::masked(true, TEXT, b"one");
-    two.extend(common::wire::masked(true, TEXT, b"two"));
+    let mut two = masked(true, TEXT, b"one");
+    two.extend(masked(true, TEXT, b"two"));
     client.send(&two);
     for text in ["one", "two"] {
         let message = read_json(&mut client);

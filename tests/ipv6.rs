@@ -7,7 +7,7 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::{run_binary, start_binary, Server};
+use common::{echo, run_binary, Server};
 
 const NEEDS_IPV6: &str = "needs an IPv6 loopback (::1): cargo test --test ipv6 -- --ignored";
 
@@ -19,8 +19,7 @@ fn listens_on_ipv6_loopback_with_or_without_brackets() {
         let server = Server::start(&["--host", host]);
         assert!(server.addr.is_ipv6(), "{host}: {}", server.addr);
         let mut client = server.ws();
-        client.send_text("v6");
-        client.expect_text("Server got: v6");
+        echo(&mut client, "v6");
         drop(client);
         // The per-connection line prints the peer in brackets.
         let line = server.wait_for_log("websocket");
@@ -32,10 +31,13 @@ fn listens_on_ipv6_loopback_with_or_without_brackets() {
 #[ignore = "needs an IPv6 loopback (::1): cargo test --test ipv6 -- --ignored"]
 fn the_startup_line_and_errors_print_ipv6_in_brackets() {
     let taken = TcpListener::bind("[::1]:0").expect(NEEDS_IPV6);
-    let (_server, first_line) = start_binary(&["--host", "::1", "--port", "0"], "1");
+    let server = Server::start_with_port_env(&["--host", "::1", "--port", "0"], "1");
     assert!(
-        first_line.starts_with("pure-ws listening on http://[::1]:"),
-        "{first_line}"
+        server
+            .banner
+            .starts_with("pure-ws listening on http://[::1]:"),
+        "{}",
+        server.banner
     );
     let port = taken.local_addr().unwrap().port().to_string();
     let output = run_binary(&["--host", "[::1]", "--port", &port], None);

@@ -24,14 +24,21 @@ const TESTED: [&str; 8] = [
 
 /// Runs scenario `name` against a fresh server: what it observed, and what it printed.
 fn run(name: &str) -> (Observed, String) {
-    let server = Server::start(&["--quiet"]);
+    run_on(&Server::start(&["--quiet"]), name)
+}
+
+/// Runs scenario `name` against `server`, and checks the handshake lines it printed.
+fn run_on(server: &Server, name: &str) -> (Observed, String) {
     let url = Url::parse(&format!("ws://{}/", server.addr)).unwrap();
     let scenario = scenarios::find(name).expect("a scenario");
     let mut out = Vec::new();
     let result = scenarios::run(scenario, &url, &mut out);
     let text = String::from_utf8(out).expect("UTF-8 output");
     match result {
-        Ok(observed) => (observed, text),
+        Ok(observed) => {
+            check_handshake(&text);
+            (observed, text)
+        }
         Err(err) => panic!("{name} failed: {err}\n{text}"),
     }
 }
@@ -69,8 +76,10 @@ fn check_handshake(out: &str) {
     has_line(out, "# accept checked: base64(SHA-1(key + GUID)) matches");
 }
 
-/// The lines of a clean close started by the client with reason "done", and the EOF.
-fn check_clean_close(out: &str) {
+/// A clean close started by the client with reason "done": the server answered 1000, and
+/// the client printed both close frames and the EOF.
+fn check_clean_close(observed: &Observed, out: &str) {
+    assert_eq!(observed.ending, Ending::ClientClosed { reply: Some(1000) });
     has_line(out, ">     88: FIN=1 RSV=000 opcode=8 (close)");
     has_line(
         out,
@@ -97,8 +106,6 @@ fn fragmented_is_echoed_once_as_the_whole_message() {
         observed.frames,
         [text("Server got: Hello world"), close_1000()]
     );
-    assert_eq!(observed.ending, Ending::ClientClosed { reply: Some(1000) });
-    check_handshake(&out);
     has_line(&out, ">     01: FIN=0 RSV=000 opcode=1 (text)");
     has_line(&out, ">     83: MASK=1 len=3 (7-bit)");
     has_line(&out, ">     37 fa 21 3d: masking key");
@@ -107,7 +114,7 @@ fn fragmented_is_echoed_once_as_the_whole_message() {
     has_line(&out, ">     80: FIN=1 RSV=000 opcode=0 (continuation)");
     has_line(&out, "<     81: FIN=1 RSV=000 opcode=1 (text)");
     has_line(&out, "<     17: MASK=0 len=23 (7-bit)");
-    check_clean_close(&out);
+    check_clean_close(&observed, &out);
 }
 
 #[test]
@@ -128,7 +135,7 @@ fn ping_gets_a_pong_with_the_same_payload() {
     has_line(&out, "<   frame (7 bytes): 8a 05 48 65 6c 6c 6f");
     has_line(&out, "<     8a: FIN=1 RSV=000 opcode=a (pong)");
     has_line(&out, "# the pong carries the ping's payload: yes");
-    check_clean_close(&out);
+    check_clean_close(&observed, &out);
 }
 
 #[test]
@@ -157,7 +164,7 @@ fn two_frames_in_one_write_get_two_echoes_in_order() {
         ">     44 9f 42 52 59 9e: payload, masked; XOR key = \"second\"",
     );
     assert!(out.contains("> write 2 (12 bytes): 88 86"), "{out}");
-    check_clean_close(&out);
+    check_clean_close(&observed, &out);
 }
 
 #[test]
@@ -180,7 +187,7 @@ fn a_frame_split_into_one_byte_writes_is_echoed() {
         "<     53 65 72 76 65 72 20 67 6f 74 3a 20 48 65 6c 6c 6f: payload \
          \"Server got: Hello\"",
     );
-    check_clean_close(&out);
+    check_clean_close(&observed, &out);
 }
 
 #[test]
@@ -200,7 +207,7 @@ fn binary_is_echoed_as_binary_with_the_prefix_bytes() {
         ">     37 fb a1 c3 c8: payload, masked; XOR key = b\"\\x00\\x01\\x80\\xfe\\xff\"",
     );
     has_line(&out, "<     82: FIN=1 RSV=000 opcode=2 (binary)");
-    check_clean_close(&out);
+    check_clean_close(&observed, &out);
 }
 
 #[test]
@@ -364,9 +371,7 @@ fn usage_lists_every_scenario_on_a_line_of_its_own() {
 #[test]
 fn the_server_trace_shows_the_same_frames_from_its_end() {
     let server = Server::start(&["--quiet", "--trace"]);
-    let url = Url::parse(&format!("ws://{}/", server.addr)).unwrap();
-    let mut out = Vec::new();
-    scenarios::run(scenarios::find("fragmented").unwrap(), &url, &mut out).unwrap();
+    run_on(&server, "fragmented");
     // The headers the client printed, as the server received them.
     for header in [
         "01 83 37 fa 21 3d",

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use common::{run_binary, start_binary, status, upgrade_request, Client, Server};
+use common::{run_binary, status, upgrade_request, Client, Server};
 
 #[test]
 fn upgrades_are_accepted_on_any_path_and_query() {
@@ -85,20 +83,27 @@ fn origins_compare_without_case_in_scheme_and_host_but_exactly_in_port() {
 #[test]
 fn the_port_environment_variable_is_used_without_port() {
     let port = common::free_port();
-    let started = start_binary(&[], &port.to_string());
+    let server = Server::start_with_port_env(&[], &port.to_string());
     let url = format!("http://127.0.0.1:{port}");
-    assert!(started.1.contains(&url), "{}", started.1);
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let mut client = Client::new(std::net::TcpStream::connect(addr).unwrap());
-    client.send(upgrade_request("/").as_bytes());
-    assert_eq!(status(&client.read_head()), 101);
+    assert!(server.banner.contains(&url), "{}", server.banner);
+    assert_eq!(server.addr, ([127, 0, 0, 1], port).into());
+    let (_client, head) = server.handshake(&upgrade_request("/"));
+    assert_eq!(status(&head), 101);
 }
 
 #[test]
 fn the_port_option_wins_over_the_environment() {
-    let started = start_binary(&["--port", "0"], "1");
-    assert!(started.1.contains("http://127.0.0.1:"), "{}", started.1);
-    assert!(!started.1.contains("127.0.0.1:1\n"), "{}", started.1);
+    let server = Server::start_with_port_env(&["--port", "0"], "1");
+    assert!(
+        server.banner.contains("http://127.0.0.1:"),
+        "{}",
+        server.banner
+    );
+    assert!(
+        !server.banner.contains("127.0.0.1:1\n"),
+        "{}",
+        server.banner
+    );
 }
 
 #[test]

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{upgrade_with, Server};
+use common::{body, header, run_binary, upgrade_with, Server};
 
 /// An upgrade request to `/` with these extra header lines.
 fn offering(lines: &[&str]) -> String {
@@ -13,20 +11,15 @@ fn offering(lines: &[&str]) -> String {
     upgrade_with(&extra)
 }
 
-/// The value of the response's `Sec-WebSocket-Protocol` header, if any.
-fn selected(head: &str) -> Option<String> {
-    head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("sec-websocket-protocol")
-            .then(|| value.trim().to_string())
-    })
-}
-
 /// Checks a 101 that selected `expected`, and that the connection echoes.
 fn expect_selected(server: &Server, lines: &[&str], expected: Option<&str>) {
     let (mut client, head) = server.handshake(&offering(lines));
     assert!(head.starts_with("HTTP/1.1 101 "), "{lines:?}: {head}");
-    assert_eq!(selected(&head).as_deref(), expected, "{lines:?}: {head}");
+    assert_eq!(
+        header(&head, "sec-websocket-protocol"),
+        expected,
+        "{lines:?}: {head}"
+    );
     client.send_text("hi");
     client.expect_text("Server got: hi");
 }
@@ -109,8 +102,11 @@ fn malformed_protocol_lists_are_refused_with_400_and_a_reason() {
             response.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"),
             "{response}"
         );
-        let body = response.split_once("\r\n\r\n").unwrap().1;
-        assert!(body.contains("Sec-WebSocket-Protocol"), "{lines:?}: {body}");
+        let reason = body(&response);
+        assert!(
+            reason.contains("Sec-WebSocket-Protocol"),
+            "{lines:?}: {reason}"
+        );
     }
 }
 
@@ -127,10 +123,7 @@ fn the_log_line_names_the_selected_subprotocol() {
 #[test]
 fn a_subprotocol_option_that_is_not_a_token_is_a_usage_error() {
     for name in ["", "two words", "a,b", "chat/1"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
-            .args(["--port", "0", "--subprotocol", name])
-            .output()
-            .expect("run pure-ws");
+        let output = run_binary(&["--port", "0", "--subprotocol", name], None);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name:?}: {stderr}");
         assert!(stderr.contains("--subprotocol"), "{name:?}: {stderr}");

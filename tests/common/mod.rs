@@ -27,6 +27,9 @@ use wire::{masked, CLOSE, TEXT};
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The first line the server printed on stdout (the address it listens on), with its
+    /// line ending.
+    pub banner: String,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -49,6 +52,13 @@ impl Server {
         Server::spawn(command)
     }
 
+    /// Starts `pure-ws ARGS...` with `PORT` set to `port`, and no `--port` of its own.
+    pub fn start_with_port_env(args: &[&str], port: &str) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pure-ws"));
+        command.args(args).env("PORT", port);
+        Server::spawn(command)
+    }
+
     fn spawn(mut command: Command) -> Server {
         let mut child = command
             .stdin(Stdio::null())
@@ -57,12 +67,12 @@ impl Server {
             .spawn()
             .expect("start pure-ws");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("read the first line");
-        let url = first
+        let mut banner = String::new();
+        stdout.read_line(&mut banner).expect("read the first line");
+        let url = banner
             .split_whitespace()
             .find_map(|word| word.strip_prefix("http://"))
-            .unwrap_or_else(|| panic!("no http:// address in {first:?}"));
+            .unwrap_or_else(|| panic!("no http:// address in {banner:?}"));
         let addr = url.trim_end_matches('/').parse().expect("a socket address");
         // Keep draining both pipes so the server never blocks on a full pipe.
         thread::spawn(move || for _ in stdout.lines() {});
@@ -77,6 +87,7 @@ impl Server {
         Server {
             child,
             addr,
+            banner,
             stderr,
         }
     }
@@ -224,25 +235,6 @@ pub fn run_binary(args: &[&str], port_env: Option<&str>) -> Output {
     stdout.unwrap().read_to_end(&mut output.stdout).unwrap();
     stderr.unwrap().read_to_end(&mut output.stderr).unwrap();
     output
-}
-
-/// Starts the binary with `args` and `PORT` set to `port_env`, and returns it with the
-/// first line it printed (the address it listens on).
-pub fn start_binary(args: &[&str], port_env: &str) -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pure-ws"))
-        .args(args)
-        .env("PORT", port_env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pure-ws");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("read the first line");
-    // Keep reading, so the server never writes to a closed pipe.
-    thread::spawn(move || for _ in stdout.lines() {});
-    (Killed(child), first)
 }
 
 /// A loopback port that was free a moment ago.
@@ -410,6 +402,15 @@ impl Client {
         let _ = self
             .stream
             .write_all(&masked(true, CLOSE, &code.to_be_bytes()));
+        self.expect_eof();
+    }
+
+    /// Starts the close handshake with `code` and `reason`, checks that the server answers
+    /// with the same code, then that it closes TCP.
+    pub fn close_cleanly(&mut self, code: u16, reason: &str) {
+        self.send_frame(true, CLOSE, &close_payload(code, reason));
+        let reply = self.read_frame();
+        assert_eq!(reply.close_code(), Some(code), "close reply {reply:?}");
         self.expect_eof();
     }
 

@@ -15,6 +15,16 @@ pub const CLOSE: u8 = 0x8;
 pub const PING: u8 = 0x9;
 pub const PONG: u8 = 0xA;
 
+/// RFC 6455 §5.7: a single-frame masked text message containing "Hello".
+pub const MASKED_HELLO: [u8; 11] = [
+    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+
+/// RFC 6455 §5.7: a masked ping with the body "Hello" (the same key as `MASKED_HELLO`).
+pub const MASKED_PING: [u8; 11] = [
+    0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+
 /// The first byte of a frame with no RSV bits: FIN as given, then the opcode.
 pub fn first_byte(fin: bool, opcode: u8) -> u8 {
     if fin {

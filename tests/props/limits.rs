@@ -89,8 +89,9 @@ pub fn check_limit(case: &LimitCase) -> TestCaseResult {
             prop_assert_eq!(run.out, close_frame_from_server(case.close_code));
         }
         Some((frame, message)) => {
+            let too_big = message_too_big(max);
             expected.truncate(message);
-            expected.push(Ev::Failed(message_too_big(max)));
+            expected.push(Ev::Failed(too_big));
             prop_assert!(
                 events == expected,
                 "events:\n  got:      {events:?}\n  expected: {expected:?}"
@@ -103,8 +104,8 @@ pub fn check_limit(case: &LimitCase) -> TestCaseResult {
                 failed.consumed,
                 placed[frame].header_end
             );
-            prop_assert_eq!(close_code_of(message_too_big(max)), 1009);
-            prop_assert_eq!(run.out, failure_close_from_server(message_too_big(max)));
+            prop_assert_eq!(close_code_of(too_big), 1009);
+            prop_assert_eq!(run.out, failure_close_from_server(too_big));
             // RFC 6455 §7.1.7: once failed, the protocol reads nothing more.
             prop_assert!(
                 run.finished,
@@ -196,7 +197,7 @@ pub fn check_claim(case: &ClaimCase) -> TestCaseResult {
     let too_big = message_too_big(max);
     prop_assert_eq!(&events, &vec![Ev::Failed(too_big)]);
     prop_assert_eq!(close_code_of(too_big), 1009);
-    prop_assert_eq!(&run.out, &failure_close_from_server(message_too_big(max)));
+    prop_assert_eq!(&run.out, &failure_close_from_server(too_big));
     prop_assert!(
         run.steps[0].consumed.end == bytes.len(),
         "1009 came from a call that consumed {:?}; the header ends at {}",
